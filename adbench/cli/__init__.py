@@ -1,0 +1,63 @@
+"""The ``adbench`` command line: one Typer app, one sub-app per stage."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from adbench import __version__
+from adbench.cli._console import make_console
+from adbench.cli.envs import envs_app
+from adbench.errors import AdbenchError
+
+err_console = make_console(stderr=True)
+
+app = typer.Typer(
+    name="adbench",
+    help="Datasets, baselines and a benchmark harness for in-context reinforcement learning.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(envs_app, name="envs")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"adbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    """adbench: Algorithm Distillation datasets, models and benchmark."""
+
+
+def main() -> None:
+    """Console entry point: bad input becomes one line on stderr and exit status 2."""
+    try:
+        # Typer's standalone mode reports usage errors (bad option, missing argument) itself
+        # with exit status 2; everything else propagates to here.
+        app()
+    except AdbenchError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:
+        if os.environ.get("ADBENCH_DEBUG"):
+            raise
+        err_console.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
+            "(rerun with ADBENCH_DEBUG=1 for a traceback, and please report it)",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(1)

@@ -1,0 +1,95 @@
+"""Grid-world mechanics shared by Dark Room, Dark Room Hard and Dark Key-to-Door.
+
+The agent sees only its own cell ``(x, y)``; goals, keys and doors are invisible. Moves
+that would leave the grid keep the agent where it is.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from numpy.typing import NDArray
+
+from adbench.envs.base import AdbenchError, stable_permutation
+
+ACTION_NAMES = ("up", "down", "left", "right", "noop")
+# up increases y, right increases x; the order is the paper's (up, down, left, right, no-op).
+DX = np.array([0, 0, -1, 1, 0], dtype=np.int64)
+DY = np.array([1, -1, 0, 0, 0], dtype=np.int64)
+NUM_ACTIONS = len(ACTION_NAMES)
+
+
+def observation_space(size: int) -> gym.spaces.MultiDiscrete:
+    return gym.spaces.MultiDiscrete(np.array([size, size]), dtype=np.int64)
+
+
+def move(pos: NDArray[np.int64], actions: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    """New positions ``[N, 2]`` after one move each, clipped to the grid."""
+    out = np.empty_like(pos)
+    np.clip(pos[:, 0] + DX[actions], 0, size - 1, out=out[:, 0])
+    np.clip(pos[:, 1] + DY[actions], 0, size - 1, out=out[:, 1])
+    return out
+
+
+def all_cells(size: int) -> NDArray[np.int64]:
+    """Every cell as ``(x, y)``, x-major: ``[(0, 0), (0, 1), ...]``."""
+    xs, ys = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    return np.stack([xs.ravel(), ys.ravel()], axis=1).astype(np.int64)
+
+
+def check_cells(values: NDArray[np.int64], size: int, what: str) -> None:
+    if values.size and (values.min() < 0 or values.max() >= size):
+        bad = values[((values < 0) | (values >= size)).any(axis=1)][0]
+        raise AdbenchError(
+            f"{what} {tuple(int(v) for v in bad)} is outside the {size}x{size} grid: "
+            f"x and y must be in 0..{size - 1}"
+        )
+
+
+def cell_index(cells: NDArray[np.int64], size: int) -> NDArray[np.int64]:
+    return cells[..., 0] * size + cells[..., 1]
+
+
+def random_walk_matrix(size: int) -> NDArray[np.float64]:
+    """``P[i, j]``: probability that a uniform random action moves cell ``i`` to cell ``j``."""
+    cells = all_cells(size)
+    n = len(cells)
+    matrix = np.zeros((n, n))
+    for action in range(NUM_ACTIONS):
+        dest = move(cells, np.full(n, action), size)
+        np.add.at(matrix, (np.arange(n), cell_index(dest, size)), 1.0 / NUM_ACTIONS)
+    return matrix
+
+
+def manhattan(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.int64]:
+    return np.abs(a - b).sum(axis=-1)
+
+
+def steps_to_stand_on(distance: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Steps until a step *ends* on a cell at this distance (rewards are paid after a move,
+    so a cell the agent already stands on still takes one step, a no-op)."""
+    return np.maximum(distance, 1)
+
+
+def heldout_goal_split(
+    size: int, num_test: int, label: str
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """A fixed train/test partition of every cell of the grid, ``num_test`` cells held out."""
+    cells = all_cells(size)
+    order = stable_permutation(label, len(cells))
+    test = np.sort(order[:num_test])
+    train = np.sort(order[num_test:])
+    return cells[train], cells[test]
+
+
+def greedy_actions(pos: NDArray[np.int64], target: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Shortest-path moves towards ``target`` (x first, then y); no-op once on it, which
+    still counts as a step ending on the target."""
+    dx = target[:, 0] - pos[:, 0]
+    dy = target[:, 1] - pos[:, 1]
+    actions = np.full(len(pos), 4, dtype=np.int64)
+    actions[dy > 0] = 0
+    actions[dy < 0] = 1
+    actions[dx < 0] = 2
+    actions[dx > 0] = 3
+    return actions
