@@ -1,0 +1,93 @@
+"""The contract between source RL algorithms and the history-dataset builder.
+
+A source algorithm runs ``L`` independent learners at once, learner ``i`` on task
+``tasks[i]`` of one environment family, on the family's batched env. It learns from every
+step and yields each episode as it is played, for all learners together, as an
+:class:`EpisodeBatch`; the dataset builder decides which episodes to keep. After
+``num_episodes`` learning episodes it plays ``expert_episodes`` more with learning
+frozen (its final policy): the post-learning data that Expert Distillation trains on.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+
+from adbench.envs.base import EnvFamily
+from adbench.errors import AdbenchError
+
+
+@dataclass(frozen=True)
+class EpisodeBatch:
+    """One episode of every learner.
+
+    ``observations[:, t]`` is what learner ``i`` saw before taking ``actions[:, t]`` and
+    receiving ``rewards[:, t]``. Episodes have the family's fixed length ``T``, so the last
+    step of each is ``truncated`` and none is ``terminated``.
+    """
+
+    episode: int  # index within the learning history (expert episodes continue the count)
+    observations: NDArray[Any]  # [L, T, *obs_shape], the env's dtype
+    actions: NDArray[np.int64]  # [L, T]
+    rewards: NDArray[np.float32]  # [L, T]
+    expert: bool = False  # played after learning, with learning frozen
+
+    @property
+    def returns(self) -> NDArray[np.float32]:
+        return self.rewards.sum(axis=1)
+
+
+@dataclass
+class SourceConfig:
+    """Hyperparameters of a source algorithm; subclasses add theirs as fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class SourceAlgorithm(ABC):
+    """A source RL algorithm, vectorised over independent learners.
+
+    Subclasses set ``name``, ``families`` (the env families it runs on) and ``config_cls``,
+    and implement :meth:`learn`. Everything random comes from ``seed``: the same seed gives
+    the same histories, bit for bit.
+    """
+
+    name: ClassVar[str]
+    families: ClassVar[tuple[str, ...]]
+    config_cls: ClassVar[type[SourceConfig]] = SourceConfig
+
+    def __init__(self, config: SourceConfig | None = None, **overrides: Any) -> None:
+        config = config or self.config_cls()
+        unknown = set(overrides) - set(config.to_dict())
+        if unknown:
+            raise AdbenchError(
+                f"unknown hyperparameter(s) {sorted(unknown)} for source {self.name!r}: valid "
+                f"ones are {', '.join(config.to_dict())}"
+            )
+        self.config = type(config)(**{**config.to_dict(), **overrides})
+
+    def check_family(self, family: EnvFamily) -> None:
+        if family.name not in self.families:
+            raise AdbenchError(
+                f"source {self.name!r} does not run on {family.name}: it runs on "
+                f"{', '.join(self.families)}"
+            )
+
+    @abstractmethod
+    def learn(
+        self,
+        family: EnvFamily,
+        tasks: NDArray[Any],
+        num_episodes: int,
+        seed: int,
+        expert_episodes: int = 0,
+    ) -> Iterator[EpisodeBatch]:
+        """Train ``len(tasks)`` learners, one per row of ``tasks``, for ``num_episodes``
+        episodes each, yielding every episode; then yield ``expert_episodes`` episodes of
+        the final policies with learning frozen (``expert=True``)."""
