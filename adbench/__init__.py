@@ -4,6 +4,6 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from adbench.envs import FAMILIES, AdbenchError, get_family, make_batched  # noqa: E402
+from adbench.envs import FAMILIES, AdbenchError, get_family, make_batched
 
 __all__ = ["FAMILIES", "AdbenchError", "__version__", "get_family", "make_batched"]

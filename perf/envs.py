@@ -45,9 +45,11 @@ def batched_rate(family: EnvFamily, num_envs: int, seconds: float) -> float:
 def loop_rate(family: EnvFamily, num_envs: int, seconds: float) -> float:
     """Env steps per second of a Python loop over ``num_envs`` ``gymnasium.make`` envs."""
     envs = [gym.make(family.env_id, task=task) for task in _tasks(family, num_envs)]
-    actions = np.random.default_rng(0).integers(
-        0, family.num_actions, size=(family.episode_length, num_envs)
-    ).tolist()
+    actions = (
+        np.random.default_rng(0)
+        .integers(0, family.num_actions, size=(family.episode_length, num_envs))
+        .tolist()
+    )
     for i, env in enumerate(envs):
         env.reset(seed=i)
     steps, start = 0, time.perf_counter()
@@ -72,7 +74,9 @@ def main() -> None:
     args = parser.parse_args()
     families = [get_family(n) for n in args.env] if args.env else list(FAMILIES.values())
 
-    table = Table(title=f"env steps per second: batched ({args.num_envs} tasks) vs loop of single envs")
+    table = Table(
+        title=f"env steps per second: batched ({args.num_envs} tasks) vs loop of single envs"
+    )
     for column in ("env", "batched steps/s", "loop steps/s", "ratio"):
         table.add_column(column, justify="left" if column == "env" else "right")
     for family in families:

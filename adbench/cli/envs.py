@@ -12,7 +12,9 @@ from rich.table import Table
 from adbench.cli._console import make_console
 from adbench.envs import FAMILIES, get_family
 
-envs_app = typer.Typer(help="Environment families: spaces, task splits, reference returns.", no_args_is_help=True)
+envs_app = typer.Typer(
+    help="Environment families: spaces, task splits, reference returns.", no_args_is_help=True
+)
 console = make_console()
 
 
@@ -24,7 +26,14 @@ def _space(space: object) -> str:
 def list_envs() -> None:
     """A table of every environment: id, spaces, episode length, tasks per split."""
     table = Table(title="adbench environments")
-    for column in ("name", "id", "observation space", "actions", "episode length", "tasks per split"):
+    for column in (
+        "name",
+        "id",
+        "observation space",
+        "actions",
+        "episode length",
+        "tasks per split",
+    ):
         table.add_column(column)
     for family in FAMILIES.values():
         splits = ", ".join(f"{s} {len(family.split(s))}" for s in family.split_names)
@@ -53,13 +62,25 @@ def rollout(
     names = env or list(FAMILIES)
     families = [get_family(n) for n in names]
     table = Table(title=f"reference policies, {episodes} episodes per task (seed {seed})")
-    for column in ("env", "split", "tasks", "random", "random (reference)", "oracle",
-                   "optimal (reference)", "steps/s"):
+    for column in (
+        "env",
+        "split",
+        "tasks",
+        "random",
+        "random (reference)",
+        "oracle",
+        "optimal (reference)",
+        "steps/s",
+    ):
         table.add_column(column, justify="right" if column not in ("env", "split") else "left")
     total = sum(2 * episodes * f.episode_length for f in families)
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=console, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
     ) as progress:
         bar = progress.add_task("rolling out", total=total)
         for family in families:
@@ -83,11 +104,17 @@ def rollout(
                         total_return += reward
                         progress.advance(bar)
                 returns[policy] = total_return / episodes
-            steps_per_s = 2 * episodes * family.episode_length * len(tasks) / (time.perf_counter() - start)
+            steps_per_s = (
+                2 * episodes * family.episode_length * len(tasks) / (time.perf_counter() - start)
+            )
             table.add_row(
-                family.name, split_name, str(len(tasks)),
-                f"{returns['random'].mean():.3f}", f"{family.random_return(tasks).mean():.3f}",
-                f"{returns['oracle'].mean():.3f}", f"{family.optimal_return(tasks).mean():.3f}",
+                family.name,
+                split_name,
+                str(len(tasks)),
+                f"{returns['random'].mean():.3f}",
+                f"{family.random_return(tasks).mean():.3f}",
+                f"{returns['oracle'].mean():.3f}",
+                f"{family.optimal_return(tasks).mean():.3f}",
                 f"{steps_per_s:,.0f}",
             )
     console.print(table)

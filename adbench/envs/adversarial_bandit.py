@@ -5,9 +5,8 @@ sits on one parity of arms in training and on the other at test time.
   actions and rewards is all an agent has.
 * Actions: pull arm ``0..9``.
 * Episode: 100 pulls; never terminates early.
-* Reward: Bernoulli with the pulled arm's mean. The noise is a pure function of the
-  episode's key (drawn from the reset's seed) and the step, so batched and single envs
-  agree draw for draw.
+* Reward: Bernoulli with the pulled arm's mean; the noise is the env's seeded stream
+  (``uniform(step)``), so batched and single envs agree draw for draw.
 * Task: the 10 arm means. The paper leaves the per-arm distribution unstated; adbench's
   choice: one *best* arm with mean ~ U(0.7, 0.9), every other arm ~ U(0.1, 0.5), so the
   best arm is always better by at least 0.2.
@@ -32,8 +31,6 @@ from adbench.envs.base import (
     AdbenchError,
     BatchedEnv,
     EnvFamily,
-    counter_uniform,
-    episode_key,
     stable_uniform,
 )
 
@@ -76,11 +73,10 @@ class AdversarialBanditBatched(BatchedEnv):
     """The bandit over N tasks at once."""
 
     def _reset(self) -> NDArray[np.int64]:
-        self.keys = np.array([episode_key(rng) for rng in self._rngs], dtype=np.uint64)
         return np.zeros(self.num_envs, dtype=np.int64)
 
     def _step(self, actions: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
-        noise = counter_uniform(self.keys, np.uint64(self._t))
+        noise = self.uniform(self._t)
         means = self.tasks[np.arange(self.num_envs), actions]
         return np.zeros(self.num_envs, dtype=np.int64), (noise < means).astype(np.float32)
 
@@ -89,7 +85,10 @@ class AdversarialBanditBatched(BatchedEnv):
 
 
 class AdversarialBanditEnv(AdbenchEnv):
-    """The bandit for one task: ``gymnasium.make("adbench/AdversarialBandit-v0", arm_means=[...])``."""
+    """The bandit for one task.
+
+    ``gymnasium.make("adbench/AdversarialBandit-v0", arm_means=[...])``
+    """
 
     task_aliases = ("arm_means",)
 
@@ -99,12 +98,11 @@ class AdversarialBanditEnv(AdbenchEnv):
     def _task_from_aliases(self, options: dict[str, Any]) -> Any:
         return options["arm_means"]
 
-    def _reset_state(self, rng: np.random.Generator) -> np.int64:
-        self.key = np.array([episode_key(rng)], dtype=np.uint64)
+    def _reset_state(self) -> np.int64:
         return np.int64(0)
 
     def _step_state(self, action: int) -> tuple[np.int64, float]:
-        noise = counter_uniform(self.key, np.uint64(self._t))[0]
+        noise = self.uniform(self._t)
         return np.int64(0), float(noise < self.task[action])
 
 

@@ -18,7 +18,7 @@ import hashlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -72,18 +72,27 @@ def splitmix64(x: NDArray[np.uint64]) -> NDArray[np.uint64]:
 def counter_uniform(key: ArrayLike, counter: ArrayLike) -> NDArray[np.float64]:
     """Uniform [0, 1) numbers that are a pure function of ``(key, counter)``, elementwise.
 
-    Step-time randomness (the bandit's rewards) comes from here rather than from one
-    Generator per env: a batch of N envs draws it in one vectorised call, and env ``i``
-    still gets exactly the numbers the single env with the same episode key gets.
+    The envs' randomness comes from here rather than from one Generator per env: a batch
+    of N envs draws in one vectorised call, and env ``i`` still gets exactly the numbers
+    of the single env with the same key.
     """
     with np.errstate(over="ignore"):
-        mixed = splitmix64(splitmix64(np.asarray(key, dtype=np.uint64)) + np.asarray(counter, dtype=np.uint64))
+        mixed = splitmix64(
+            splitmix64(np.asarray(key, dtype=np.uint64)) + np.asarray(counter, dtype=np.uint64)
+        )
     return (mixed >> np.uint64(11)).astype(np.float64) * (1.0 / 2.0**53)
 
 
-def episode_key(rng: np.random.Generator) -> np.uint64:
-    """One draw per reset from an env's Generator: the key of its episode's step-time noise."""
+def stream_key(rng: np.random.Generator) -> np.uint64:
+    """An env's random-stream key: one draw from the Generator seeded by ``reset(seed=...)``."""
     return np.uint64(rng.integers(0, 2**63, dtype=np.int64))
+
+
+SLOTS_PER_EPISODE = 1 << 20  # more than any episode's random draws (starts + steps)
+
+
+def stream_counter(episode: int, slot: int) -> np.uint64:
+    return np.uint64(episode * SLOTS_PER_EPISODE + slot)
 
 
 def fingerprint(tasks: NDArray[Any]) -> str:
@@ -99,9 +108,13 @@ class BatchedEnv(ABC):
 
     All episodes have ``episode_length`` steps, so the batch resets together: call
     :meth:`reset`, then :meth:`step` ``episode_length`` times; the last step returns
-    ``truncated`` true for every env. Per-env random streams are seeded exactly as the
-    single env's ``reset(seed=...)`` so env ``i`` reproduces the single env with seed
-    ``seeds[i]``.
+    ``truncated`` true for every env.
+
+    Randomness (a random start, the bandit's rewards) comes from :meth:`uniform`, a pure
+    function of each env's stream key, the episode number and a slot. The keys are drawn
+    from ``numpy.random.default_rng(seeds[i])`` exactly as the single env draws its key
+    from ``reset(seed=seeds[i])``, so env ``i`` reproduces the single env draw for draw,
+    and no per-env Python call is made after seeding.
     """
 
     family: EnvFamily
@@ -112,9 +125,18 @@ class BatchedEnv(ABC):
         self.episode_length = self.family.episode_length
         self.tasks = self.family.validate_tasks(tasks)
         self.num_envs = len(self.tasks)
-        self._rngs = [np.random.default_rng(s) for s in seeds_for(seed, self.num_envs)]
+        self._seed(seed)
         self._t = 0
         self._needs_reset = True
+
+    def _seed(self, seed: int | Sequence[int] | None) -> None:
+        seeds = seeds_for(seed, self.num_envs)
+        self._keys = np.array([stream_key(np.random.default_rng(s)) for s in seeds], np.uint64)
+        self._episode = -1
+
+    def uniform(self, slot: int) -> NDArray[np.float64]:
+        """``[N]`` uniforms for this episode and ``slot`` (one slot per use per episode)."""
+        return counter_uniform(self._keys, stream_counter(self._episode, slot))
 
     def set_tasks(self, tasks: ArrayLike) -> None:
         """Replace the tasks (same count); takes effect at the next reset."""
@@ -127,7 +149,8 @@ class BatchedEnv(ABC):
     def reset(self, seed: int | Sequence[int] | None = None) -> NDArray[Any]:
         """Start a new episode in every env; returns observations ``[N, *obs_shape]``."""
         if seed is not None:
-            self._rngs = [np.random.default_rng(s) for s in seeds_for(seed, self.num_envs)]
+            self._seed(seed)
+        self._episode += 1
         self._t = 0
         self._needs_reset = False
         return self._reset()
@@ -234,9 +257,8 @@ class EnvFamily:
                 f"a {self.name} task has {len(self.task_fields)} values "
                 f"({', '.join(self.task_fields)}); got an array of shape {np.shape(tasks)}"
             )
-        if np.issubdtype(self.task_dtype, np.integer):
-            if not np.all(np.equal(np.mod(arr, 1), 0)):
-                raise AdbenchError(f"{self.name} task values must be integers, got {arr[:1]}")
+        if np.issubdtype(self.task_dtype, np.integer) and not np.all(np.mod(arr, 1) == 0):
+            raise AdbenchError(f"{self.name} task values must be integers, got {arr[:1]}")
         arr = np.ascontiguousarray(arr, dtype=self.task_dtype)
         self.validate_task_values(arr)
         return arr
@@ -259,7 +281,7 @@ class AdbenchEnv(gym.Env[Any, np.int64]):
     task of the ``train`` split. Subclasses implement ``_reset_state`` and ``_step_state``.
     """
 
-    metadata: dict[str, Any] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
     family: EnvFamily
     task_aliases: tuple[str, ...] = ()
 
@@ -273,6 +295,12 @@ class AdbenchEnv(gym.Env[Any, np.int64]):
         )
         self._t = 0
         self._needs_reset = True
+        self._key: NDArray[np.uint64] | None = None
+        self._episode = -1
+
+    def uniform(self, slot: int) -> float:
+        """This episode's uniform for ``slot``: the same number as :meth:`BatchedEnv.uniform`."""
+        return float(counter_uniform(self._key, stream_counter(self._episode, slot))[0])
 
     def _coerce_task(self, task: ArrayLike) -> NDArray[Any]:
         arr = np.asarray(task)
@@ -304,10 +332,14 @@ class AdbenchEnv(gym.Env[Any, np.int64]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
+        if seed is not None or self._key is None:
+            self._key = np.array([stream_key(self.np_random)], dtype=np.uint64)
+            self._episode = -1
+        self._episode += 1
         self._task_from_options(options)
         self._t = 0
         self._needs_reset = False
-        obs = self._reset_state(self.np_random)
+        obs = self._reset_state()
         return obs, {"task": self.task.copy()}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -316,7 +348,11 @@ class AdbenchEnv(gym.Env[Any, np.int64]):
         n = self.family.num_actions
         if isinstance(action, np.ndarray) and action.shape == ():
             action = action.item()
-        if isinstance(action, bool) or not isinstance(action, int | np.integer) or not 0 <= action < n:
+        if (
+            isinstance(action, bool)
+            or not isinstance(action, int | np.integer)
+            or not 0 <= action < n
+        ):
             raise AdbenchError(
                 f"invalid action {action!r} for {self.family.env_id}: valid actions are "
                 f"0..{n - 1} ({', '.join(self.family.action_names)})"
@@ -329,7 +365,7 @@ class AdbenchEnv(gym.Env[Any, np.int64]):
         return obs, float(reward), False, truncated, {}
 
     @abstractmethod
-    def _reset_state(self, rng: np.random.Generator) -> Any: ...
+    def _reset_state(self) -> Any: ...
 
     @abstractmethod
     def _step_state(self, action: int) -> tuple[Any, float]: ...

@@ -29,6 +29,11 @@ NUM_TRAIN = 1800
 NUM_TEST = 200
 
 
+def random_cell(u: NDArray[np.float64]) -> NDArray[np.int64]:
+    """Uniforms ``[N, 2]`` -> uniformly random cells ``[N, 2]``."""
+    return np.minimum((u * SIZE).astype(np.int64), SIZE - 1)
+
+
 def _check(tasks: NDArray[np.int64]) -> None:
     _grid.check_cells(tasks[:, :2], SIZE, "key")
     _grid.check_cells(tasks[:, 2:], SIZE, "door")
@@ -86,7 +91,7 @@ class DarkKeyToDoorBatched(BatchedEnv):
     """Dark Key-to-Door over N tasks at once."""
 
     def _reset(self) -> NDArray[np.int64]:
-        self.pos = np.stack([rng.integers(0, SIZE, size=2) for rng in self._rngs]).astype(np.int64)
+        self.pos = random_cell(np.stack([self.uniform(0), self.uniform(1)], axis=1))
         self.has_key = np.zeros(self.num_envs, dtype=np.bool_)
         self.opened = np.zeros(self.num_envs, dtype=np.bool_)
         return self.pos.copy()
@@ -107,12 +112,18 @@ class DarkKeyToDoorBatched(BatchedEnv):
 
 
 class DarkKeyToDoorEnv(AdbenchEnv):
-    """Key-to-Door for one task: ``gymnasium.make("adbench/DarkKeyToDoor-v0", key=(x, y), door=(x, y))``."""
+    """Key-to-Door for one task.
+
+    ``gymnasium.make("adbench/DarkKeyToDoor-v0", key=(x, y), door=(x, y))``
+    """
 
     task_aliases = ("key", "door")
 
     def __init__(
-        self, key: tuple[int, int] | None = None, door: tuple[int, int] | None = None, task: Any = None
+        self,
+        key: tuple[int, int] | None = None,
+        door: tuple[int, int] | None = None,
+        task: Any = None,
     ) -> None:
         if task is None and (key is not None or door is not None):
             task = self._task_from_aliases({"key": key, "door": door})
@@ -123,8 +134,8 @@ class DarkKeyToDoorEnv(AdbenchEnv):
             raise AdbenchError("Key-to-Door needs both key=(x, y) and door=(x, y)")
         return [*options["key"], *options["door"]]
 
-    def _reset_state(self, rng: np.random.Generator) -> NDArray[np.int64]:
-        self.pos = rng.integers(0, SIZE, size=2).astype(np.int64)
+    def _reset_state(self) -> NDArray[np.int64]:
+        self.pos = random_cell(np.array([[self.uniform(0), self.uniform(1)]]))[0]
         self.has_key = False
         self.opened = False
         return self.pos.copy()

@@ -81,7 +81,7 @@ class DarkRoomHardEnv(AdbenchEnv):
     def _task_from_aliases(self, options: dict[str, Any]) -> Any:
         return options["goal"]
 
-    def _reset_state(self, rng: np.random.Generator) -> NDArray[np.int64]:
+    def _reset_state(self) -> NDArray[np.int64]:
         self.pos = CENTRE.copy()
         self.found = False
         return self.pos.copy()
