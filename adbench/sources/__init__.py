@@ -24,7 +24,9 @@ SOURCES: dict[str, str] = {
 
 def get_source_class(name: str) -> type[SourceAlgorithm]:
     if name not in SOURCES:
-        raise AdbenchError(f"unknown source algorithm {name!r}: valid sources are {', '.join(SOURCES)}")
+        raise AdbenchError(
+            f"unknown source algorithm {name!r}: valid sources are {', '.join(SOURCES)}"
+        )
     module_name, class_name = SOURCES[name].split(":")
     return getattr(importlib.import_module(module_name), class_name)
 
@@ -34,4 +36,11 @@ def get_source(name: str, **hyperparameters: Any) -> SourceAlgorithm:
     return get_source_class(name)(**hyperparameters)
 
 
-__all__ = ["SOURCES", "EpisodeBatch", "SourceAlgorithm", "SourceConfig", "get_source", "get_source_class"]
+__all__ = [
+    "SOURCES",
+    "EpisodeBatch",
+    "SourceAlgorithm",
+    "SourceConfig",
+    "get_source",
+    "get_source_class",
+]

@@ -57,7 +57,9 @@ class UCB(SourceAlgorithm):
                     score = means
                 else:
                     total = np.maximum(counts.sum(axis=1, keepdims=True), 1)
-                    bonus = self.config.exploration * np.sqrt(2 * np.log(total) / np.maximum(counts, 1))
+                    bonus = self.config.exploration * np.sqrt(
+                        2 * np.log(total) / np.maximum(counts, 1)
+                    )
                     score = np.where(counts == 0, np.inf, means + bonus)
                 # random tie-breaking: a uniform jitter far below any real score gap
                 jitter = rng.random(score.shape) * 1e-9
