@@ -1,12 +1,25 @@
-"""Shared test helpers."""
+"""Shared test helpers.
+
+The tests never touch the user's caches: Hugging Face's and adbench's hub point into a
+temporary directory for the whole session (set before anything imports ``datasets``).
+"""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-import pytest
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="adbench-tests-"))
+os.environ["HF_HOME"] = str(_SESSION_DIR / "hf")
+os.environ["HF_DATASETS_CACHE"] = str(_SESSION_DIR / "hf" / "datasets")
+os.environ["ADBENCH_HUB"] = str(_SESSION_DIR / "hub")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest  # noqa: E402  (after the environment above)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

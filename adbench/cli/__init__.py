@@ -9,7 +9,9 @@ import typer
 
 from adbench import __version__
 from adbench.cli._console import make_console
+from adbench.cli.datasets import datasets_app
 from adbench.cli.envs import envs_app
+from adbench.cli.hub import hub_app
 from adbench.errors import AdbenchError
 
 err_console = make_console(stderr=True)
@@ -22,6 +24,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(envs_app, name="envs")
+app.add_typer(datasets_app, name="datasets")
+app.add_typer(hub_app, name="hub")
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,56 @@
+"""Options shared by several commands, and small display helpers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from adbench.cli._console import make_console
+
+HubOption = typer.Option(
+    None, "--hub", help="Local hub directory (default: $ADBENCH_HUB, else ~/.cache/adbench/hub)."
+)
+EndpointOption = typer.Option(
+    None, "--endpoint", help="Remote hub URL (default: $HF_ENDPOINT, else the Hugging Face Hub)."
+)
+TokenOption = typer.Option(
+    None, "--token", help="Access token for the remote hub.", envvar="HF_TOKEN"
+)
+
+console = make_console()
+
+
+def human_size(num_bytes: int) -> str:
+    size = float(num_bytes)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:,.1f} {unit}" if unit != "B" else f"{int(size)} B"
+        size /= 1024
+    return f"{size:.1f} TB"
+
+
+@contextmanager
+def progress_bar(*extra_columns: object) -> Iterator[Progress]:
+    """A Rich progress bar on stderr-safe console (drawn only on a terminal)."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        *extra_columns,
+        console=console,
+    ) as progress:
+        yield progress

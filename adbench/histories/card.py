@@ -1,0 +1,111 @@
+"""Dataset cards: the README.md of a dataset repo, rendered from dataset_cards/ templates,
+with Hub YAML metadata and everything a user needs to trust and rebuild the data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import numpy as np
+from numpy.typing import NDArray
+
+from adbench.envs.base import EnvFamily
+from adbench.errors import AdbenchError
+from adbench.histories.specs import BuildConfig
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "dataset_cards"
+SIZE_CATEGORIES = [
+    (1_000, "n<1K"),
+    (10_000, "1K<n<10K"),
+    (100_000, "10K<n<100K"),
+    (1_000_000, "100K<n<1M"),
+    (10_000_000, "1M<n<10M"),
+    (100_000_000, "10M<n<100M"),
+    (1_000_000_000, "100M<n<1B"),
+]
+
+
+def size_category(rows: int) -> str:
+    for limit, label in SIZE_CATEGORIES:
+        if rows < limit:
+            return label
+    return "1B<n<10B"
+
+
+def _environment() -> jinja2.Environment:
+    if not TEMPLATE_DIR.is_dir():
+        raise AdbenchError(
+            f"dataset card templates not found at {TEMPLATE_DIR}: install adbench from its "
+            "repository checkout (pip install -e .)"
+        )
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_card(metadata: dict[str, Any]) -> str:
+    """The dataset's README.md from ``dataset_cards/<dataset>.md.j2``."""
+    from adbench.histories.builder import hf_split_name
+
+    env = _environment()
+    name = metadata["dataset"]
+    try:
+        template = env.get_template(f"{name}.md.j2")
+    except jinja2.TemplateNotFound as exc:
+        raise AdbenchError(f"no dataset card template {TEMPLATE_DIR / (name + '.md.j2')}") from exc
+    counts = metadata["counts"]
+    return template.render(
+        m=metadata,
+        size_category=size_category(counts["transitions"]),
+        task_splits=[(hf_split_name(s), s) for s in counts["tasks_per_split"]],
+        curve=metadata["source_learning_curve"],
+    )
+
+
+def write_learning_curve(
+    returns: NDArray[np.float32],
+    family: EnvFamily,
+    history_tasks: NDArray[Any],
+    config: BuildConfig,
+    path: Path,
+) -> None:
+    """The source's learning curve: mean return per episode over all histories with the
+    10-90% band, the optimal and random references, and the kept episodes marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    episodes = np.arange(returns.shape[1])
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.fill_between(
+        episodes,
+        np.percentile(returns, 10, axis=0),
+        np.percentile(returns, 90, axis=0),
+        alpha=0.25,
+        label="10-90% of histories",
+    )
+    ax.plot(episodes, returns.mean(axis=0), label=f"{config.source} (mean of {len(returns)})")
+    ax.axhline(
+        family.optimal_return(history_tasks).mean(), color="k", ls="--", lw=1, label="optimal"
+    )
+    ax.axhline(
+        family.random_return(history_tasks).mean(), color="gray", ls=":", lw=1, label="random"
+    )
+    if config.every > 1:
+        ax.set_xlabel(f"episode of the learning history (every {config.every}th is kept)")
+    else:
+        ax.set_xlabel("episode of the learning history")
+    ax.set_ylabel("return")
+    ax.set_title(f"{config.name}: source learning curve")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(path)

@@ -1,0 +1,178 @@
+"""The datasets adbench builds: one per environment family, with defaults sized for a
+2-core CPU (a build of at most about 15 minutes whose histories run from random to near
+optimal) and paper-scale sizes a few options away.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from adbench.errors import AdbenchError
+
+DEFAULT_ORG = "ad-bench"
+
+
+@dataclass(frozen=True)
+class BuildConfig:
+    """Every knob that determines a history dataset's bytes (recorded in its metadata)."""
+
+    name: str  # dataset name, e.g. "darkroom"
+    env: str  # environment family name
+    source: str  # source algorithm name
+    tasks: int  # number of train tasks (a fixed, seeded subset of the train split)
+    learners: int  # independent learners per task
+    episodes: int  # learning episodes per learner
+    every: int  # keep every k-th learning episode (episode % every == 0)
+    expert_episodes: int  # post-learning episodes per learner (the `expert` config)
+    seed: int
+    histories_per_shard: int  # learners run together and written to one shard
+    source_hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @property
+    def num_histories(self) -> int:
+        return self.tasks * self.learners
+
+    @property
+    def num_shards(self) -> int:
+        return -(-self.num_histories // self.histories_per_shard)
+
+    @property
+    def kept_episodes(self) -> int:
+        return -(-self.episodes // self.every)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    env: str
+    description: str
+    defaults: BuildConfig
+    paper_scale: dict[str, Any]  # the options that give the paper's data size
+    sources: tuple[str, ...]
+
+
+def _spec(
+    name: str,
+    env: str,
+    description: str,
+    sources: tuple[str, ...],
+    paper_scale: dict[str, Any],
+    **defaults: Any,
+) -> DatasetSpec:
+    config = BuildConfig(name=name, env=env, **defaults)
+    return DatasetSpec(name, env, description, config, paper_scale, sources)
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(
+            "bandit",
+            "bandit",
+            "UCB learning histories on the Adversarial Bandit (best arm odd)",
+            ("ucb", "thompson"),
+            {"tasks": 1000, "learners": 1, "episodes": 100},
+            source="ucb",
+            tasks=1000,
+            learners=1,
+            episodes=20,
+            every=1,
+            expert_episodes=2,
+            seed=0,
+            histories_per_shard=1000,
+        ),
+        _spec(
+            "darkroom",
+            "darkroom",
+            "Learning histories on Dark Room (9x9, dense reward)",
+            ("q-learning", "a2c"),
+            {"learners": 31, "episodes": 2000, "every": 1, "source": "a2c"},
+            source="q-learning",
+            tasks=65,
+            learners=20,
+            episodes=1000,
+            every=25,
+            expert_episodes=4,
+            seed=0,
+            histories_per_shard=650,
+        ),
+        _spec(
+            "darkroom-hard",
+            "darkroom-hard",
+            "Learning histories on Dark Room Hard (17x17, sparse)",
+            ("q-learning", "a2c"),
+            {"learners": 9, "episodes": 2000, "every": 1, "source": "a2c"},
+            source="q-learning",
+            tasks=231,
+            learners=4,
+            episodes=2000,
+            every=25,
+            expert_episodes=4,
+            seed=0,
+            histories_per_shard=924,
+        ),
+        _spec(
+            "key-to-door",
+            "key-to-door",
+            "Learning histories on Dark Key-to-Door (9x9, key then door)",
+            ("q-learning", "a2c"),
+            {"tasks": 1800, "learners": 1, "episodes": 2000, "every": 10, "source": "a2c"},
+            source="q-learning",
+            tasks=600,
+            learners=1,
+            episodes=2000,
+            every=20,
+            expert_episodes=4,
+            seed=0,
+            histories_per_shard=600,
+        ),
+        _spec(
+            "watermaze",
+            "watermaze",
+            "DQN learning histories on the pixel Watermaze (72x96 RGB)",
+            ("dqn",),
+            {"tasks": 1000, "learners": 4, "episodes": 1000, "every": 1},
+            source="dqn",
+            tasks=32,
+            learners=1,
+            episodes=400,
+            every=10,
+            expert_episodes=2,
+            seed=0,
+            histories_per_shard=32,
+        ),
+    )
+}
+
+
+def get_spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise AdbenchError(f"unknown dataset {name!r}: valid datasets are {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def resolve_config(name: str, **overrides: Any) -> BuildConfig:
+    """The default config of dataset ``name`` with the given options (None = default)."""
+    spec = get_spec(name)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - set(spec.defaults.to_dict())
+    if unknown:
+        raise AdbenchError(f"unknown build option(s) {sorted(unknown)} for dataset {name!r}")
+    if "source" in changes and changes["source"] != spec.defaults.source:
+        if changes["source"] not in spec.sources:
+            raise AdbenchError(
+                f"source {changes['source']!r} does not run on {spec.env}: valid sources are "
+                f"{', '.join(spec.sources)}"
+            )
+        changes.setdefault("source_hyperparameters", {})
+    config = replace(spec.defaults, **changes)
+    for option in ("tasks", "learners", "episodes", "every", "histories_per_shard"):
+        if getattr(config, option) < 1:
+            raise AdbenchError(f"--{option} must be at least 1, got {getattr(config, option)}")
+    if config.expert_episodes < 0:
+        raise AdbenchError(f"--expert-episodes must be >= 0, got {config.expert_episodes}")
+    return config

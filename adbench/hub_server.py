@@ -1,0 +1,915 @@
+"""A Hugging Face Hub-compatible HTTP server over a local hub directory.
+
+``adbench hub serve`` shares a local hub on a network, and the tests push and pull through it
+with the unmodified ``huggingface_hub`` client (``HF_ENDPOINT=http://host:port``). It speaks
+exactly the part of the Hub API that client uses for ``create_repo``, ``upload_folder`` /
+``create_commit``, ``repo_info``, ``list_repo_tree``, ``hf_hub_download`` and
+``snapshot_download``, for model and dataset repos:
+
+====================================================  =============================================
+``POST /api/repos/create``                            create an empty repo (409 if it exists)
+``GET  /api/{models,datasets}/<id>[/revision/<rev>]`` repo info: ``sha``, ``siblings``, ...
+``GET  /api/{models,datasets}/<id>/tree/<rev>[/<p>]`` file and folder listing (``recursive=``)
+``POST /api/{models,datasets}/<id>/preupload/<rev>``  upload mode of each file: always "regular"
+``POST /api/{models,datasets}/<id>/commit/<rev>``     NDJSON commit (base64 files, deletions)
+``POST /api/validate-yaml``, ``GET /api/whoami-v2``   accepted (no metadata checks, no accounts)
+``HEAD|GET /[datasets/]<id>/resolve/<rev>/<path>``    file download with Hub headers
+====================================================  =============================================
+
+Design choices that keep the stock client on its plain HTTP path:
+
+* preupload answers ``"regular"`` for every file, so file contents come inline (base64) in the
+  commit. Answering ``"lfs"`` would send a client that has ``hf_xet`` installed (it is a
+  dependency of huggingface_hub) to the Xet storage protocol, which this server does not speak;
+  an ``lfsFile`` commit line is therefore refused with a clear 400.
+* downloads never carry ``X-Xet-Hash`` or a ``Link: ...; rel="xet-auth"`` header and tree
+  entries have no ``xetHash``, so the client downloads with a plain GET on ``/resolve``.
+* the commit ``sha`` of a repo is its content revision (``adbench.hub.repo_revision``), so a
+  pulled repo has the same revision locally as on the server. Only the branch ``main`` exists;
+  ``<rev>`` may be ``main`` or the current sha (older shas are gone: 404 RevisionNotFound).
+* errors carry ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``)
+  and a JSON ``{"error": ...}`` body, which the client turns into its typed exceptions.
+
+A commit is staged in a temporary directory beside the repo (unchanged files hard-linked,
+new ones written whole) and swapped in with ``adbench.fileio.replace_directory``: readers see
+the old or the new repo, never a mix. There is no authentication; it binds to 127.0.0.1 unless
+told otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import contextlib
+import functools
+import hashlib
+import json
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from adbench.errors import AdbenchError
+from adbench.fileio import (
+    HASH_CHUNK_BYTES,
+    atomic_write_bytes,
+    is_temp_name,
+    remove_path,
+    replace_directory,
+    temp_dir_beside,
+)
+from adbench.hub import (
+    REPO_TYPE_DIRS,
+    FileDigest,
+    RepoType,
+    file_digest,
+    hub_root,
+    repo_files,
+    revision_of_digests,
+    validate_repo_id,
+)
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+MAIN_BRANCH = "main"
+
+_PLURAL_TO_TYPE: dict[str, RepoType] = {plural: t for t, plural in REPO_TYPE_DIRS.items()}
+_MAX_JSON_BODY = 64 * 1024 * 1024
+# Path components huggingface_hub itself refuses to commit (``FORBIDDEN_FOLDERS``); refusing
+# them here too keeps the served file set equal to ``adbench.hub.repo_files``.
+_FORBIDDEN_COMPONENTS = frozenset({".git", ".cache"})
+
+
+class HubHTTPError(Exception):
+    """An error answer: HTTP status, Hub error code (``X-Error-Code``) and message."""
+
+    def __init__(self, status: HTTPStatus, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code
+        self.extra_headers: dict[str, str] = {}
+        self.extra_body: dict[str, Any] = {}
+
+
+def _bad_request(message: str) -> HubHTTPError:
+    return HubHTTPError(HTTPStatus.BAD_REQUEST, message)
+
+
+def _now_iso(timestamp: float | None = None) -> str:
+    moment = datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else datetime.now(tz=UTC)
+    # The one format huggingface_hub's ``parse_datetime`` accepts.
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def validate_repo_path(path: str) -> str:
+    """A file path inside a repo, checked: relative, no '..', '.', empty or hidden-temp parts."""
+    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
+        raise _bad_request(f"invalid path in repo {path!r}: it must be a relative POSIX path")
+    parts = path.split("/")
+    for part in parts:
+        if part in ("", ".", ".."):
+            raise _bad_request(f"invalid path in repo {path!r}: empty, '.' or '..' component")
+        if part in _FORBIDDEN_COMPONENTS or is_temp_name(part):
+            raise _bad_request(f"invalid path in repo {path!r}: '{part}' is reserved")
+    return "/".join(parts)
+
+
+@dataclass(frozen=True)
+class RepoSnapshot:
+    """The files of a repo at one moment, with their digests and the resulting commit sha."""
+
+    files: dict[str, FileDigest]
+    sha: str
+    last_modified: float
+
+    def folders(self) -> set[str]:
+        return {
+            parent.as_posix()
+            for rel in self.files
+            for parent in PurePosixPath(rel).parents
+            if parent.as_posix() != "."
+        }
+
+
+def snapshot_repo(repo_dir: Path) -> RepoSnapshot:
+    """Digest every file of a repo directory (cached by ``adbench.hub.file_digest``)."""
+    files: dict[str, FileDigest] = {}
+    last_modified = repo_dir.stat().st_mtime
+    for rel in repo_files(repo_dir):
+        full = repo_dir / rel
+        files[rel] = file_digest(full)
+        last_modified = max(last_modified, full.stat().st_mtime)
+    sha = revision_of_digests([(rel, digest.sha256) for rel, digest in files.items()])
+    return RepoSnapshot(files=files, sha=sha, last_modified=last_modified)
+
+
+class HubHTTPServer(ThreadingHTTPServer):
+    """Serves the local hub at ``root``; one lock orders reads of a repo against commit swaps."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        root: Path,
+        *,
+        read_only: bool = False,
+        log_requests: bool = False,
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.read_only = read_only
+        self.log_requests = log_requests
+        # Held while a repo directory is listed or a file is opened, and while a commit swaps a
+        # repo directory: never while file contents are transferred.
+        self.repo_lock = threading.Lock()
+        super().__init__(address, HubRequestHandler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host_text = f"[{host}]" if ":" in str(host) else str(host)
+        return f"http://{host_text}:{port}"
+
+    def repo_dir(self, repo_type: RepoType, repo_id: str) -> Path:
+        org, name = validate_repo_id(repo_id)
+        return self.root / REPO_TYPE_DIRS[repo_type] / org / name
+
+    def snapshot(self, repo_type: RepoType, repo_id: str) -> tuple[Path, RepoSnapshot]:
+        """The current state of a repo, or 404 RepoNotFound. Call with ``repo_lock`` held."""
+        repo_dir = self.repo_dir(repo_type, repo_id)
+        for _ in range(_SWAP_RETRIES):
+            if repo_dir.is_dir():
+                with contextlib.suppress(FileNotFoundError):  # files vanished mid-listing
+                    return repo_dir, snapshot_repo(repo_dir)
+            elif not _swap_may_be_running(repo_dir):
+                break
+            # A writer outside this server (``adbench datasets build`` into the served
+            # directory) is replacing the repo: it is back within moments.
+            time.sleep(_SWAP_RETRY_S)
+        raise HubHTTPError(
+            HTTPStatus.NOT_FOUND,
+            f"Repository not found: {repo_type} repo {repo_id!r} is not on this hub.",
+            "RepoNotFound",
+        )
+
+
+_SWAP_RETRIES = 20
+_SWAP_RETRY_S = 0.01
+
+
+def _swap_may_be_running(repo_dir: Path) -> bool:
+    """Whether a temporary sibling made for this repo dir (``adbench.fileio`` names them
+    ``<TEMP_PREFIX>...-<name>``) suggests that it is being replaced right now."""
+    suffix = f"-{repo_dir.name}"
+    try:
+        return any(
+            is_temp_name(p.name) and p.name.endswith(suffix) for p in repo_dir.parent.iterdir()
+        )
+    except FileNotFoundError:
+        return False
+
+
+def _check_revision(snapshot: RepoSnapshot, revision: str) -> None:
+    if revision in (MAIN_BRANCH, f"refs/heads/{MAIN_BRANCH}"):
+        return
+    if len(revision) >= 7 and snapshot.sha.startswith(revision.lower()):  # a (short) commit id
+        return
+    error = HubHTTPError(
+        HTTPStatus.NOT_FOUND,
+        f"Invalid rev id: {revision!r}. This hub keeps only the current revision "
+        f"({MAIN_BRANCH} = {snapshot.sha}).",
+        "RevisionNotFound",
+    )
+    error.extra_headers["X-Repo-Commit"] = snapshot.sha
+    raise error
+
+
+def _folder_oid(snapshot: RepoSnapshot, folder: str) -> str:
+    """A stable id for a folder: git uses tree ids, any content-derived hash will do here."""
+    prefix = f"{folder}/"
+    members = sorted(
+        (rel, d.git_oid) for rel, d in snapshot.files.items() if rel.startswith(prefix)
+    )
+    return hashlib.sha1(repr(members).encode(), usedforsecurity=False).hexdigest()
+
+
+class _BodyReader:
+    """Reads exactly Content-Length bytes of a request body, line by line or whole."""
+
+    def __init__(self, stream: IO[bytes], length: int) -> None:
+        self.stream = stream
+        self.remaining = length
+
+    def readline(self) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        line = self.stream.readline(self.remaining)
+        self.remaining -= len(line)
+        if not line:
+            raise _bad_request("request body ended before its Content-Length")
+        return line
+
+    def read_all(self) -> bytes:
+        data = self.stream.read(self.remaining) if self.remaining > 0 else b""
+        self.remaining -= len(data)
+        if self.remaining:
+            raise _bad_request("request body ended before its Content-Length")
+        return data
+
+
+class HubRequestHandler(BaseHTTPRequestHandler):
+    """One request against the hub API; see the module docstring for the routes."""
+
+    server: HubHTTPServer
+    # Keep-alive: huggingface_hub reuses one connection for its many small requests.
+    protocol_version = "HTTP/1.1"
+    server_version = "adbench-hub"
+
+    # ----------------------------------------------------------------- plumbing
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.log_requests:
+            super().log_message(format, *args)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_HEAD(self) -> None:
+        self._handle("HEAD")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self._response_started = True
+        super().send_response(code, message)
+
+    def _handle(self, method: str) -> None:
+        self._response_started = False
+        self._body = _BodyReader(self.rfile, self._content_length())
+        head = method == "HEAD"
+        try:
+            self._route(method)
+        except HubHTTPError as error:
+            self._fail(error, head)
+        except AdbenchError as error:  # an invalid repo id
+            self._fail(_bad_request(str(error)), head)
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True  # the client went away mid-answer
+        except Exception as error:  # a bug: answer rather than drop the connection
+            self.log_error("internal error on %s %s: %r", method, self.path, error)
+            self._fail(
+                HubHTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {error!r}"), head
+            )
+        if self._body.remaining:
+            # The unread rest of the body would be parsed as the next request on this
+            # keep-alive connection.
+            self.close_connection = True
+
+    def _content_length(self) -> int:
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            return 0
+        try:
+            return max(0, int(self.headers.get("Content-Length", "0")))
+        except ValueError:
+            self.close_connection = True
+            return 0
+
+    def _base_url(self) -> str:
+        host = self.headers.get("Host")
+        return f"http://{host}" if host else self.server.url
+
+    def _send_json(
+        self,
+        payload: Any,
+        status: HTTPStatus = HTTPStatus.OK,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _fail(self, error: HubHTTPError, head: bool) -> None:
+        if self._response_started:
+            # Too late for an error status: cutting the connection is the only signal left.
+            self.close_connection = True
+            return
+        self._send_error(error, head)
+
+    def _send_error(self, error: HubHTTPError, head: bool) -> None:
+        body = json.dumps({**error.extra_body, "error": error.message}).encode()
+        # Header values must be latin-1 and on one line.
+        header_message = " ".join(error.message.split()).encode("ascii", "replace").decode()
+        self.send_response(error.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", "0" if head else str(len(body)))
+        self.send_header("X-Error-Message", header_message)
+        if error.code:
+            self.send_header("X-Error-Code", error.code)
+        for key, value in error.extra_headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def _read_json(self) -> Any:
+        if self._body.remaining > _MAX_JSON_BODY:
+            self.close_connection = True
+            raise HubHTTPError(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "JSON body too large")
+        raw = self._body.read_all()
+        try:
+            return json.loads(raw or b"null")
+        except json.JSONDecodeError as error:
+            raise _bad_request(f"invalid JSON body: {error}") from error
+
+    def _require_writable(self) -> None:
+        if self.server.read_only:
+            raise HubHTTPError(HTTPStatus.FORBIDDEN, "this hub is served read-only")
+
+    # ----------------------------------------------------------------- routing
+
+    def _route(self, method: str) -> None:
+        split = urlsplit(self.path)
+        # Split before unquoting: the client quotes a revision as one segment ('refs%2Fpr%2F1')
+        # and a file path with its '/' kept.
+        segments = [unquote(s) for s in split.path.split("/")[1:]]
+        query = parse_qs(split.query)
+        if segments and segments[0] == "api":
+            self._route_api(method, segments[1:], query)
+        else:
+            self._route_resolve(method, segments)
+
+    def _route_api(self, method: str, segs: list[str], query: dict[str, list[str]]) -> None:
+        if segs == ["whoami-v2"] and method == "GET":
+            return self._send_json(_WHOAMI)
+        if segs == ["validate-yaml"] and method == "POST":
+            self._read_json()
+            return self._send_json({"errors": [], "warnings": []})
+        if segs == ["repos", "create"] and method == "POST":
+            return self._create_repo()
+        if len(segs) >= 3 and segs[0] in _PLURAL_TO_TYPE:
+            repo_type = _PLURAL_TO_TYPE[segs[0]]
+            repo_id = f"{segs[1]}/{segs[2]}"
+            action = segs[3] if len(segs) > 3 else None
+            rest = segs[4:]
+            match (method, action):
+                case ("GET", None):
+                    return self._repo_info(repo_type, repo_id, MAIN_BRANCH)
+                case ("GET", "revision") if len(rest) == 1:
+                    return self._repo_info(repo_type, repo_id, rest[0])
+                case ("GET", "tree") if rest:
+                    recursive = query.get("recursive", ["false"])[0].lower() in ("1", "true")
+                    return self._tree(repo_type, repo_id, rest[0], "/".join(rest[1:]), recursive)
+                case ("POST", "preupload") if len(rest) == 1:
+                    return self._preupload(repo_type, repo_id, rest[0])
+                case ("POST", "commit") if len(rest) == 1:
+                    return self._commit(repo_type, repo_id, rest[0], query)
+        raise HubHTTPError(
+            HTTPStatus.NOT_FOUND,
+            f"{method} {urlsplit(self.path).path} is not an endpoint of this adbench hub server",
+        )
+
+    def _route_resolve(self, method: str, segs: list[str]) -> None:
+        if method not in ("GET", "HEAD"):
+            raise HubHTTPError(HTTPStatus.METHOD_NOT_ALLOWED, f"{method} is not allowed here")
+        # '/datasets/<org>/<name>/resolve/<rev>/<path>' or '/<org>/<name>/resolve/<rev>/<path>'.
+        if len(segs) >= 6 and segs[0] == "datasets" and segs[3] == "resolve":
+            repo_type: RepoType = "dataset"
+            repo_id, rest = f"{segs[1]}/{segs[2]}", segs[4:]
+        elif len(segs) >= 5 and segs[2] == "resolve":
+            repo_type = "model"
+            repo_id, rest = f"{segs[0]}/{segs[1]}", segs[3:]
+        else:
+            raise HubHTTPError(HTTPStatus.NOT_FOUND, f"no such page: {urlsplit(self.path).path}")
+        self._resolve(method, repo_type, repo_id, rest[0], "/".join(rest[1:]))
+
+    # ----------------------------------------------------------------- read endpoints
+
+    def _repo_info(self, repo_type: RepoType, repo_id: str, revision: str) -> None:
+        with self.server.repo_lock:
+            _, snap = self.server.snapshot(repo_type, repo_id)
+        _check_revision(snap, revision)
+        org, name = repo_id.split("/")
+        siblings = [
+            {"rfilename": rel, "size": d.size, "blobId": d.git_oid}
+            for rel, d in sorted(snap.files.items())
+        ]
+        self._send_json(
+            {
+                "_id": snap.sha[:24],
+                "id": repo_id,
+                "author": org,
+                "sha": snap.sha,
+                "lastModified": _now_iso(snap.last_modified),
+                "private": False,
+                "gated": False,
+                "disabled": False,
+                "downloads": 0,
+                "likes": 0,
+                "tags": [],
+                "siblings": siblings,
+                "usedStorage": sum(d.size for d in snap.files.values()),
+                **({"modelId": repo_id} if repo_type == "model" else {}),
+                **({"name": name} if repo_type == "dataset" else {}),
+            }
+        )
+
+    def _tree(
+        self, repo_type: RepoType, repo_id: str, revision: str, path: str, recursive: bool
+    ) -> None:
+        with self.server.repo_lock:
+            _, snap = self.server.snapshot(repo_type, repo_id)
+        _check_revision(snap, revision)
+        base = validate_repo_path(path) if path else ""
+        folders = snap.folders()
+        if base and base not in folders:
+            error = HubHTTPError(
+                HTTPStatus.NOT_FOUND, f"Entry not found: no folder {base!r}", "EntryNotFound"
+            )
+            error.extra_headers["X-Repo-Commit"] = snap.sha
+            raise error
+        prefix = f"{base}/" if base else ""
+
+        def wanted(rel: str) -> bool:
+            if not rel.startswith(prefix):
+                return False
+            return recursive or "/" not in rel[len(prefix) :]
+
+        entries: list[dict[str, Any]] = [
+            {"type": "directory", "oid": _folder_oid(snap, folder), "size": 0, "path": folder}
+            for folder in sorted(folders)
+            if wanted(folder)
+        ]
+        entries += [
+            {"type": "file", "oid": d.git_oid, "size": d.size, "path": rel}
+            for rel, d in sorted(snap.files.items())
+            if wanted(rel)
+        ]
+        self._send_json(entries)
+
+    def _resolve(
+        self, method: str, repo_type: RepoType, repo_id: str, revision: str, path: str
+    ) -> None:
+        with self.server.repo_lock:
+            repo_dir, snap = self.server.snapshot(repo_type, repo_id)
+            _check_revision(snap, revision)
+            rel = validate_repo_path(path)
+            digest = snap.files.get(rel)
+            if digest is None:
+                error = HubHTTPError(
+                    HTTPStatus.NOT_FOUND,
+                    f"Entry not found: {rel!r} is not in {repo_type} repo {repo_id!r}.",
+                    "EntryNotFound",
+                )
+                error.extra_headers["X-Repo-Commit"] = snap.sha
+                raise error
+            # Opened under the lock: the open handle keeps this version's bytes readable even
+            # if a commit swaps the directory while they are sent.
+            handle = open(repo_dir / rel, "rb")  # noqa: SIM115 (closed below)
+        with handle:
+            self._send_file(method, handle, digest, snap.sha)
+
+    def _send_file(self, method: str, handle: IO[bytes], digest: FileDigest, sha: str) -> None:
+        start, end = 0, digest.size - 1
+        status = HTTPStatus.OK
+        range_header = self.headers.get("Range")
+        if range_header and method == "GET" and digest.size > 0:
+            parsed = _parse_range(range_header, digest.size)
+            if parsed is None:
+                error = HubHTTPError(
+                    HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE, f"bad range {range_header!r}"
+                )
+                error.extra_headers["Content-Range"] = f"bytes */{digest.size}"
+                raise error
+            start, end = parsed
+            status = HTTPStatus.PARTIAL_CONTENT
+        length = max(0, end - start + 1)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(length))
+        self.send_header("Accept-Ranges", "bytes")
+        # Regular (non-LFS) Hub files have their git blob id as ETag; huggingface_hub needs
+        # ETag and X-Repo-Commit to accept a download at all.
+        self.send_header("ETag", f'"{digest.git_oid}"')
+        self.send_header("X-Repo-Commit", sha)
+        if status == HTTPStatus.PARTIAL_CONTENT:
+            self.send_header("Content-Range", f"bytes {start}-{end}/{digest.size}")
+        self.end_headers()
+        if method == "HEAD":
+            return
+        handle.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = handle.read(min(HASH_CHUNK_BYTES, remaining))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            remaining -= len(chunk)
+        if remaining:
+            # The file shrank under us (edited outside adbench): the client must not take the
+            # short body for the whole file.
+            self.close_connection = True
+
+    # ----------------------------------------------------------------- write endpoints
+
+    def _create_repo(self) -> None:
+        self._require_writable()
+        body = self._read_json()
+        if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+            raise _bad_request("expected a JSON object with 'name' (and 'organization', 'type')")
+        repo_type_name = body.get("type") or "model"
+        if repo_type_name not in REPO_TYPE_DIRS:
+            raise _bad_request(f"this hub stores models and datasets only, not {repo_type_name!r}")
+        repo_type: RepoType = repo_type_name
+        organization = body.get("organization")
+        if not organization:
+            raise _bad_request(
+                "a repo id must be 'org/name': this hub has no user accounts to default to"
+            )
+        repo_id = f"{organization}/{body['name']}"
+        url = f"{self._base_url()}/{_url_prefix(repo_type)}{repo_id}"
+        with self.server.repo_lock:
+            repo_dir = self.server.repo_dir(repo_type, repo_id)
+            if repo_dir.exists():
+                error = HubHTTPError(
+                    HTTPStatus.CONFLICT, f"You already created this {repo_type} repo: {repo_id}"
+                )
+                # create_repo(exist_ok=True) reads the existing repo's URL from the 409 body.
+                error.extra_body["url"] = url
+                raise error
+            repo_dir.mkdir(parents=True)
+        self._send_json({"url": url, "name": repo_id, "id": repo_id})
+
+    def _preupload(self, repo_type: RepoType, repo_id: str, revision: str) -> None:
+        self._require_writable()
+        body = self._read_json()
+        files = body.get("files") if isinstance(body, dict) else None
+        if not isinstance(files, list):
+            raise _bad_request("expected a JSON object with a 'files' list")
+        with self.server.repo_lock:
+            _, snap = self.server.snapshot(repo_type, repo_id)
+        _check_revision(snap, revision)
+        answers = []
+        for item in files:
+            if not isinstance(item, dict) or not isinstance(item.get("path"), str):
+                raise _bad_request("each entry of 'files' needs a 'path'")
+            rel = validate_repo_path(item["path"])
+            existing = snap.files.get(rel)
+            answers.append(
+                {
+                    "path": item["path"],
+                    # Always inline: see the module docstring for why never "lfs".
+                    "uploadMode": "regular",
+                    "shouldIgnore": False,
+                    # The git blob id of the file already there lets the client skip unchanged
+                    # files.
+                    "oid": existing.git_oid if existing else None,
+                }
+            )
+        self._send_json({"files": answers, "commitOid": snap.sha})
+
+    def _commit(
+        self, repo_type: RepoType, repo_id: str, revision: str, query: dict[str, list[str]]
+    ) -> None:
+        self._require_writable()
+        if query.get("create_pr", ["0"])[0] not in ("0", "false", ""):
+            raise _bad_request("this hub has no pull requests: commit to 'main' directly")
+        header = self._read_commit_header()
+        with self.server.repo_lock:
+            repo_dir, base = self.server.snapshot(repo_type, repo_id)
+            _check_revision(base, revision)
+            parent = header.get("parentCommit")
+            if parent and not base.sha.startswith(str(parent).lower()):
+                raise HubHTTPError(
+                    HTTPStatus.PRECONDITION_FAILED,
+                    f"parent commit {parent} is not the head of {MAIN_BRANCH} ({base.sha})",
+                )
+            staging = temp_dir_beside(repo_dir)
+            try:
+                _link_files(repo_dir, staging, base.files)
+            except BaseException:
+                remove_path(staging)
+                raise
+        try:
+            # The slow part (decoding and writing new files) runs without the lock.
+            self._apply_operations(staging)
+            new = snapshot_repo(staging)
+            with self.server.repo_lock:
+                _, current = self.server.snapshot(repo_type, repo_id)
+                if current.sha != base.sha:
+                    raise HubHTTPError(
+                        HTTPStatus.CONFLICT,
+                        f"{repo_type} repo {repo_id!r} changed during this commit "
+                        f"({base.sha} -> {current.sha}); push again",
+                    )
+                replace_directory(staging, repo_dir)
+        except BaseException:
+            remove_path(staging)
+            raise
+        commit_url = f"{self._base_url()}/{_url_prefix(repo_type)}{repo_id}/commit/{new.sha}"
+        self._send_json(
+            {"success": True, "commitOid": new.sha, "commitUrl": commit_url, "hookOutput": ""}
+        )
+
+    def _read_commit_header(self) -> dict[str, Any]:
+        if self._body.remaining <= 0:
+            raise _bad_request("empty commit body: expected NDJSON starting with a header line")
+        first = _parse_ndjson_line(self._body.readline())
+        if (
+            first is None
+            or first.get("key") != "header"
+            or not isinstance(first.get("value"), dict)
+        ):
+            raise _bad_request("a commit body must start with a {'key': 'header', ...} line")
+        return first["value"]
+
+    def _apply_operations(self, staging: Path) -> None:
+        """Apply the NDJSON operations that follow the header, streaming, to ``staging``."""
+        while self._body.remaining > 0:
+            item = _parse_ndjson_line(self._body.readline())
+            if item is None:
+                continue
+            key, value = item.get("key"), item.get("value")
+            if not isinstance(value, dict) or not isinstance(value.get("path"), str):
+                raise _bad_request(f"commit line {key!r} has no 'path'")
+            if key == "file":
+                _write_inline_file(staging, value)
+            elif key == "deletedFile":
+                target = staging / validate_repo_path(value["path"])
+                if not target.is_file():
+                    raise HubHTTPError(
+                        HTTPStatus.NOT_FOUND,
+                        f"A file with this name doesn't exist: {value['path']}",
+                        "EntryNotFound",
+                    )
+                target.unlink()
+                _prune_empty_parents(target.parent, staging)
+            elif key == "deletedFolder":
+                target = staging / validate_repo_path(value["path"].rstrip("/"))
+                if not target.is_dir():
+                    raise HubHTTPError(
+                        HTTPStatus.NOT_FOUND,
+                        f"A folder with this name doesn't exist: {value['path']}",
+                        "EntryNotFound",
+                    )
+                shutil.rmtree(target)
+                _prune_empty_parents(target.parent, staging)
+            elif key == "lfsFile":
+                raise _bad_request(
+                    "this hub takes file contents inline only (upload mode 'regular'); LFS and "
+                    "Xet uploads are not supported"
+                )
+            else:
+                raise _bad_request(f"unsupported commit operation {key!r}")
+
+
+def _url_prefix(repo_type: RepoType) -> str:
+    return "datasets/" if repo_type == "dataset" else ""
+
+
+def _parse_ndjson_line(line: bytes) -> dict[str, Any] | None:
+    line = line.strip()
+    if not line:
+        return None
+    try:
+        item = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise _bad_request(f"invalid NDJSON line in commit: {error}") from error
+    if not isinstance(item, dict):
+        raise _bad_request("each NDJSON line of a commit must be a JSON object")
+    return item
+
+
+def _parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) byte of a single 'bytes=a-b' / 'bytes=a-' / 'bytes=-n' range, or None."""
+    unit, _, spec = header.partition("=")
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    first_text, _, last_text = spec.strip().partition("-")
+    try:
+        if first_text == "":
+            suffix = int(last_text)
+            if suffix <= 0:
+                return None
+            return max(0, size - suffix), size - 1
+        first = int(first_text)
+        last = int(last_text) if last_text else size - 1
+    except ValueError:
+        return None
+    if first >= size or last < first:
+        return None
+    return first, min(last, size - 1)
+
+
+def _link_files(source: Path, target: Path, files: dict[str, FileDigest]) -> None:
+    """Populate ``target`` with ``files`` of ``source``: hard links where possible, else copies.
+
+    Links are safe because files are never modified in place: a commit replaces a file with a
+    new one (``atomic_write_bytes``) or unlinks it, which leaves the old repo's copy intact.
+    """
+    for rel in files:
+        src, dst = source / rel, target / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+
+def _write_inline_file(staging: Path, value: dict[str, Any]) -> None:
+    rel = validate_repo_path(value["path"])
+    if value.get("encoding", "base64") != "base64":
+        raise _bad_request(f"unsupported encoding {value.get('encoding')!r} for {rel!r}")
+    try:
+        data = base64.b64decode(value.get("content", ""), validate=True)
+    except (binascii.Error, ValueError) as error:
+        raise _bad_request(f"invalid base64 content for {rel!r}") from error
+    target = staging / rel
+    for parent in reversed(PurePosixPath(rel).parents):
+        if parent.as_posix() != "." and (staging / parent).is_file():
+            raise _bad_request(f"cannot add {rel!r}: {parent.as_posix()!r} is a file")
+    if target.is_dir():
+        raise _bad_request(f"cannot add {rel!r}: it is a folder")
+    # A new file, never a write through the existing name: that name may be a hard link
+    # shared with the live repo.
+    atomic_write_bytes(target, data)
+
+
+def _prune_empty_parents(directory: Path, stop: Path) -> None:
+    # git has no empty folders: a folder whose last file is deleted disappears.
+    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
+        directory.rmdir()
+        directory = directory.parent
+
+
+_WHOAMI = {
+    "type": "user",
+    "id": "adbench",
+    "name": "adbench",
+    "fullname": "adbench local hub (no accounts)",
+    "orgs": [],
+    "auth": {"type": "access_token", "accessToken": {"displayName": "none", "role": "write"}},
+}
+
+
+def serve(
+    root: Path,
+    host: str = DEFAULT_HOST,
+    port: int = 0,
+    *,
+    read_only: bool = False,
+    log_requests: bool = False,
+) -> tuple[HubHTTPServer, threading.Thread]:
+    """Start serving ``root`` in a background thread; port 0 picks a free port.
+
+    Returns the server (its ``url`` is the endpoint to give huggingface_hub) and the thread.
+    Stop with ``server.shutdown(); server.server_close(); thread.join()``.
+    """
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    server = HubHTTPServer((host, port), root, read_only=read_only, log_requests=log_requests)
+    thread = threading.Thread(
+        # A short poll interval makes shutdown() return quickly (the default waits up to 0.5 s).
+        target=functools.partial(server.serve_forever, poll_interval=0.05),
+        name=f"adbench-hub-server-{server.server_address[1]}",
+    )
+    thread.daemon = True
+    thread.start()
+    return server, thread
+
+
+@contextlib.contextmanager
+def serving(root: Path, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[HubHTTPServer]:
+    """``serve`` as a context manager that stops the server on exit."""
+    server, thread = serve(root, host, port)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _is_loopback(host: str) -> bool:
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``adbench hub serve``: serve a local hub until interrupted."""
+    parser = argparse.ArgumentParser(
+        prog="adbench hub serve",
+        description="Serve a local adbench hub over HTTP with the Hugging Face Hub API.",
+    )
+    parser.add_argument("--hub", default=None, help="hub directory (default: ADBENCH_HUB or cache)")
+    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port, 0 for any free one")
+    parser.add_argument("--read-only", action="store_true", help="refuse repo creation and commits")
+    parser.add_argument("--quiet", action="store_true", help="do not log each request")
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        raise AdbenchError(f"invalid --port {args.port}: use 0-65535 (0 picks a free port)")
+    root = hub_root(args.hub)
+    try:
+        server, thread = serve(
+            root, args.host, args.port, read_only=args.read_only, log_requests=not args.quiet
+        )
+    except OSError as error:
+        raise AdbenchError(
+            f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); pick another "
+            "--port (0 picks a free one) or --host"
+        ) from error
+    mode = "read-only" if args.read_only else "read-write"
+    if args.host in ("", "0.0.0.0", "::"):
+        # Listening on every interface: tell colleagues a name they can actually connect to.
+        shown_url = f"http://{socket.gethostname()}:{server.server_address[1]}"
+    else:
+        shown_url = server.url
+    print(f"Serving hub {root} ({mode}) at {shown_url}", file=sys.stderr)
+    print(
+        f"Use it with: export HF_ENDPOINT={shown_url}  (or --endpoint {shown_url})",
+        file=sys.stderr,
+    )
+    if not _is_loopback(args.host):
+        print(
+            "warning: no authentication; anyone who can reach this address can read"
+            + ("" if args.read_only else " and overwrite")
+            + " every repo",
+            file=sys.stderr,
+        )
+    try:
+        while thread.is_alive():
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        print("stopping", file=sys.stderr)
+    finally:
+        server.shutdown()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""History datasets: build -> load round trip, cards, resumable builds, the reader, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import adbench
+from adbench.envs import get_family
+from adbench.errors import AdbenchError
+from adbench.fileio import sha256_file
+from adbench.histories.builder import build_dataset
+from adbench.histories.loading import read_metadata
+from adbench.histories.reader import NO_ACTION, HistoryArrays, WindowSampler
+from adbench.sources import get_source
+
+SMALL = dict(tasks=6, learners=2, episodes=9, every=2, expert_episodes=1, histories_per_shard=5)
+
+
+@pytest.fixture(scope="module")
+def bandit_repo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    hub = tmp_path_factory.mktemp("hub")
+    return hub, build_dataset("bandit", hub=hub, seed=3, **SMALL)
+
+
+def test_build_then_load_round_trips_every_value(bandit_repo: tuple[Path, Path]) -> None:
+    hub, repo = bandit_repo
+    family = get_family("bandit")
+    meta = read_metadata(repo)
+    tasks = family.split("train-odd")[meta["train_task_ids"]]
+    # Replay the source exactly as the builder ran it: shard by shard, same seeds.
+    from adbench.histories.builder import shard_seed
+
+    expected = []
+    for shard in range(3):  # 12 histories, 5 per shard
+        histories = np.arange(shard * 5, min(shard * 5 + 5, 12))
+        for batch in get_source("ucb").learn(
+            family, tasks[histories // 2], 9, seed=shard_seed(3, shard)
+        ):
+            if batch.episode % 2 == 0:
+                expected.append((histories, batch))
+    ds = adbench.load_dataset("ad-bench/bandit", split="train", hub=hub)
+    assert ds.num_rows == 12 * 5 * 100
+    arrays = HistoryArrays.from_dataset(ds)
+    assert arrays.num_histories == 12
+    for histories, batch in expected:
+        for row, history in enumerate(histories):
+            steps = arrays.history(int(history))
+            sel = steps["episode"] == batch.episode
+            np.testing.assert_array_equal(steps["actions"][sel], batch.actions[row])
+            np.testing.assert_array_equal(steps["rewards"][sel], batch.rewards[row])
+            np.testing.assert_array_equal(steps["observations"][sel], batch.observations[row])
+    np.testing.assert_array_equal(np.unique(arrays.episode), [0, 2, 4, 6, 8])
+    row = ds[0]
+    assert row["truncated"] is False and row["terminated"] is False and row["step"] == 0
+    assert ds[99]["truncated"] is True
+    # task ids point at the tasks config
+    task_rows = adbench.load_dataset("ad-bench/bandit", name="tasks", split="train_odd", hub=hub)
+    for history in range(12):
+        task_id = int(arrays.task_id[arrays.offsets[history]])
+        np.testing.assert_allclose(task_rows[task_id]["params"], tasks[history // 2])
+    # the datasets library reads the repo directory to the same rows
+    direct = datasets.load_dataset(str(repo), split="train")
+    assert direct["action"] == ds["action"]
+
+
+def test_expert_config_holds_post_learning_episodes(bandit_repo: tuple[Path, Path]) -> None:
+    hub, _ = bandit_repo
+    expert = adbench.load_dataset("ad-bench/bandit", name="expert", split="train", hub=hub)
+    assert expert.num_rows == 12 * 1 * 100
+    assert set(expert["episode"]) == {9}
+
+
+def test_card_counts_and_checksums_match_the_files(bandit_repo: tuple[Path, Path]) -> None:
+    _, repo = bandit_repo
+    meta = read_metadata(repo)
+    card = (repo / "README.md").read_text()
+    assert card.startswith("---\nlicense:")
+    assert "reinforcement-learning" in card and "config_name: expert" in card
+    files = sorted(
+        str(p.relative_to(repo))
+        for p in repo.rglob("*")
+        if p.is_file() and p.name not in ("README.md", "adbench.json")
+    )
+    assert sorted(meta["checksums"]) == files
+    for name, digest in meta["checksums"].items():
+        assert sha256_file(repo / name) == digest
+        assert f"`{name}` | `{digest}`" in card
+    rows = sum(pq.read_metadata(p).num_rows for p in (repo / "data").glob("*.parquet"))
+    assert rows == meta["counts"]["transitions"] == 6000
+    assert f"{meta['counts']['transitions']:,} steps" in card
+    assert meta["build_command"] in card
+    assert "--tasks 6 --learners 2 --episodes 9 --every 2" in meta["build_command"]
+    assert meta["counts"]["histories"] == 12 and meta["counts"]["kept_episodes_per_history"] == 5
+    assert (repo / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_interrupted_build_resumes_to_identical_files(tmp_path: Path) -> None:
+    options = dict(
+        tasks=6, learners=2, episodes=6, every=1, expert_episodes=1, histories_per_shard=4, seed=1
+    )
+    clean = build_dataset("darkroom", hub=tmp_path / "clean", **options)
+    with pytest.raises(AdbenchError, match="stopped after 1 shard"):
+        build_dataset("darkroom", hub=tmp_path / "resumed", stop_after_shards=1, **options)
+    staging = tmp_path / "resumed" / "datasets" / "ad-bench" / ".darkroom.partial"
+    assert staging.exists()
+    assert not (tmp_path / "resumed" / "datasets" / "ad-bench" / "darkroom").exists()
+    with pytest.raises(AdbenchError, match="with other options"):
+        build_dataset("darkroom", hub=tmp_path / "resumed", **{**options, "seed": 2})
+    resumed = build_dataset("darkroom", hub=tmp_path / "resumed", **options)
+    assert not staging.exists()
+    clean_files = sorted(p.relative_to(clean) for p in clean.rglob("*") if p.is_file())
+    assert clean_files == sorted(p.relative_to(resumed) for p in resumed.rglob("*") if p.is_file())
+    for name in clean_files:
+        if name.name == "adbench.json":
+            a, b = json.loads((clean / name).read_text()), json.loads((resumed / name).read_text())
+            assert a.pop("build")["resumed_shards"] == 0
+            assert b.pop("build")["resumed_shards"] == 1
+            assert a == b
+        else:
+            assert (clean / name).read_bytes() == (resumed / name).read_bytes(), name
+
+
+def test_window_sampler_returns_exactly_the_stored_steps(bandit_repo: tuple[Path, Path]) -> None:
+    hub, _ = bandit_repo
+    ds = adbench.load_dataset("ad-bench/bandit", split="train", hub=hub)
+    arrays = HistoryArrays.from_dataset(ds)
+    sampler = WindowSampler(arrays, context_steps=150, batch_size=16, seed=0)
+    batch = sampler.sample()
+    for b in range(16):
+        rows = batch.rows[b]
+        assert np.all(np.diff(rows) == 1)
+        history = ds["history_id"][int(rows[0])]
+        assert ds["history_id"][int(rows[-1])] == history  # one history per window
+        for col, key in (
+            ("action", "actions"),
+            ("reward", "rewards"),
+            ("observation", "observations"),
+        ):
+            np.testing.assert_array_equal(
+                getattr(batch, key)[b], ds[int(rows[0]) : int(rows[-1]) + 1][col]
+            )
+        first = int(rows[0])
+        if first > 0 and ds["history_id"][first - 1] == history:
+            assert batch.prev_actions[b, 0] == ds["action"][first - 1]
+        else:
+            assert batch.prev_actions[b, 0] == NO_ACTION
+        np.testing.assert_array_equal(batch.prev_actions[b, 1:], batch.actions[b, :-1])
+    again = WindowSampler(arrays, context_steps=150, batch_size=16, seed=0).sample()
+    np.testing.assert_array_equal(again.rows, batch.rows)
+    # every valid start is reachable, no window crosses a history boundary
+    assert sampler.num_windows == 12 * (500 - 150 + 1)
+    rows = sampler.window_rows(np.arange(sampler.num_windows))
+    assert np.all(arrays.history_id[rows[:, 0]] == arrays.history_id[rows[:, -1]])
+    assert len(np.unique(rows[:, 0])) == sampler.num_windows
+
+
+def test_context_longer_than_any_history_is_an_error(bandit_repo: tuple[Path, Path]) -> None:
+    hub, _ = bandit_repo
+    arrays = HistoryArrays.from_repo("ad-bench/bandit", hub=hub)
+    with pytest.raises(AdbenchError, match="no history has 501 steps"):
+        WindowSampler(arrays, context_steps=501, batch_size=4)
+
+
+# --- bad input -----------------------------------------------------------------------
+
+
+def test_unknown_dataset_and_options(tmp_path: Path) -> None:
+    with pytest.raises(AdbenchError, match="valid datasets are bandit, darkroom"):
+        build_dataset("darkroom-easy", hub=tmp_path)
+    with pytest.raises(AdbenchError, match="valid sources are q-learning, a2c"):
+        build_dataset("darkroom", hub=tmp_path, source="ucb")
+    with pytest.raises(AdbenchError, match="at most 65"):
+        build_dataset("darkroom", hub=tmp_path, tasks=66)
+    with pytest.raises(AdbenchError, match="--every must be at least 1"):
+        build_dataset("darkroom", hub=tmp_path, every=0)
+    with pytest.raises(AdbenchError, match="unknown hyperparameter"):
+        build_dataset("bandit", hub=tmp_path, source_hyperparameters={"lr": 1})
+    assert not (tmp_path / "datasets").exists() or not any(
+        (tmp_path / "datasets").rglob("*.parquet")
+    )
+
+
+def _copy_repo(bandit_repo: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    _, repo = bandit_repo
+    new_hub = tmp_path / "hub"
+    target = new_hub / "datasets" / "ad-bench" / "bandit"
+    shutil.copytree(repo, target)
+    return new_hub, target
+
+
+def test_missing_file_is_an_error(bandit_repo: tuple[Path, Path], tmp_path: Path) -> None:
+    hub, repo = _copy_repo(bandit_repo, tmp_path)
+    (repo / "data" / "train-00001-of-00003.parquet").unlink()
+    with pytest.raises(AdbenchError, match=r"train-00001-of-00003\.parquet is missing"):
+        adbench.load_dataset("ad-bench/bandit", hub=hub)
+
+
+def test_corrupted_shard_is_a_checksum_error(
+    bandit_repo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    hub, repo = _copy_repo(bandit_repo, tmp_path)
+    shard = repo / "data" / "train-00000-of-00003.parquet"
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    with pytest.raises(AdbenchError, match=r"checksum mismatch .*train-00000-of-00003\.parquet"):
+        adbench.load_dataset("ad-bench/bandit", hub=hub)
+
+
+def test_schema_mismatched_shard_is_an_error(
+    bandit_repo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    hub, repo = _copy_repo(bandit_repo, tmp_path)
+    shard = repo / "data" / "train-00002-of-00003.parquet"
+    pq.write_table(
+        pa.table({"history_id": pa.array([0], pa.int32()), "oops": pa.array([1.0])}), shard
+    )
+    # with verification the checksum catches it; without, the schema check must
+    with pytest.raises(AdbenchError, match="checksum mismatch"):
+        adbench.load_dataset("ad-bench/bandit", hub=hub)
+    with pytest.raises(AdbenchError, match="could not load ad-bench/bandit"):
+        adbench.load_dataset("ad-bench/bandit", split="train", hub=hub, verify=False)
+
+
+def test_unknown_repo_says_where_it_looked(tmp_path: Path) -> None:
+    with pytest.raises(AdbenchError, match=r"not in the local hub .*adbench datasets build"):
+        adbench.load_dataset("ad-bench/nothing-here", hub=tmp_path, endpoint="http://127.0.0.1:9")
+    with pytest.raises(AdbenchError, match="org/name"):
+        adbench.load_dataset("../../etc", hub=tmp_path)
+
+
+def test_cli_build_list_show(tmp_path: Path, cli) -> None:
+    result = cli(
+        "datasets", "build", "bandit", "--tasks", "3", "--episodes", "2", "--hub", str(tmp_path)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ad-bench/bandit" in result.stdout and "600" in result.stdout
+    listed = cli("datasets", "list", "--hub", str(tmp_path))
+    assert "ad-bench/bandit" in listed.stdout
+    shown = cli("datasets", "show", "ad-bench/bandit", "--hub", str(tmp_path))
+    assert "adbench datasets build bandit --source ucb --tasks 3" in shown.stdout
+    again = cli("datasets", "build", "bandit", "--tasks", "3", "--hub", str(tmp_path))
+    assert again.returncode == 2 and "already exists" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1
+    unknown = cli("datasets", "build", "nope", "--hub", str(tmp_path))
+    assert unknown.returncode == 2 and "valid datasets are" in unknown.stderr
+    assert "Traceback" not in unknown.stderr
