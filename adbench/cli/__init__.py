@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 import sys
 
+# adbench draws its own Rich progress bars; the libraries' tqdm bars would interleave.
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
 import typer
 
 from adbench import __version__
@@ -12,6 +17,8 @@ from adbench.cli._console import make_console
 from adbench.cli.datasets import datasets_app
 from adbench.cli.envs import envs_app
 from adbench.cli.hub import hub_app
+from adbench.cli.models import models_app, push
+from adbench.cli.train import train_app
 from adbench.errors import AdbenchError
 
 err_console = make_console(stderr=True)
@@ -26,6 +33,9 @@ app = typer.Typer(
 app.add_typer(envs_app, name="envs")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(hub_app, name="hub")
+app.add_typer(train_app, name="train")
+app.add_typer(models_app, name="models")
+app.command("push")(push)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,136 @@
+"""``adbench train {ad,ed,rl2}``: train the baselines with Accelerate."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from adbench.cli._common import HubOption, console, progress_bar
+from adbench.errors import AdbenchError
+
+train_app = typer.Typer(
+    help="Train AD, ED (from a dataset) or RL^2 (online).", no_args_is_help=True
+)
+
+
+def read_recipe(path: str | None) -> dict[str, Any]:
+    """A recipe: a YAML mapping of hyperparameter names to values."""
+    if path is None:
+        return {}
+    import yaml
+
+    recipe = Path(path)
+    if not recipe.is_file():
+        raise AdbenchError(f"recipe {recipe} does not exist: see baselines/ for the recipes")
+    try:
+        values = yaml.safe_load(recipe.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise AdbenchError(
+            f"recipe {recipe} is not valid YAML: {str(exc).splitlines()[0]}"
+        ) from exc
+    if not isinstance(values, dict):
+        raise AdbenchError(f"recipe {recipe} must be a mapping of hyperparameter: value")
+    return values
+
+
+def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
+    import yaml
+
+    values: dict[str, Any] = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise AdbenchError(f"--set takes KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        values[key.strip()] = yaml.safe_load(value)
+    return values
+
+
+def _command() -> str:
+    return "adbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+def _train_distilled(
+    method: str,
+    dataset: str | None,
+    recipe: str | None,
+    max_steps: int | None,
+    output: str,
+    seed: int | None,
+    hub: str | None,
+    overrides: list[str] | None,
+) -> None:
+    from adbench.training.train_ad import ADTrainArgs, train_ad
+
+    values = read_recipe(recipe)
+    if values.get("method", method) != method:
+        raise AdbenchError(
+            f"{recipe} is a {values['method']} recipe: use `adbench train {values['method']}`"
+        )
+    values["method"] = method
+    values.update(parse_overrides(overrides))
+    for key, value in (
+        ("dataset", dataset),
+        ("max_steps", max_steps),
+        ("seed", seed),
+        ("hub", hub),
+    ):
+        if value is not None:
+            values[key] = value
+    args = ADTrainArgs.from_dict(values, source=recipe or "the options")
+    with progress_bar("[cyan]{task.fields[status]}") as progress:
+        bar = progress.add_task(f"training {method.upper()}", total=args.max_steps, status="")
+
+        def on_step(record: dict[str, Any]) -> None:
+            progress.update(
+                bar,
+                completed=record["step"],
+                status=(f"loss {record['loss']:.3f}  {record['tokens_per_second']:,.0f} tok/s"),
+            )
+
+        train_ad(args, Path(output), command=_command(), on_step=on_step)
+    console.print(
+        f"saved {method.upper()} model to {output}; publish it with "
+        f"[bold]adbench push {output} --repo ORG/NAME[/]"
+    )
+
+
+DatasetOption = typer.Option(None, "--dataset", help="History dataset id, e.g. ad-bench/darkroom.")
+RecipeOption = typer.Option(None, "--recipe", help="Recipe YAML (see baselines/).")
+MaxStepsOption = typer.Option(None, "--max-steps", help="Optimiser steps (overrides the recipe).")
+OutputOption = typer.Option(
+    ..., "--output", help="Model directory to write (resumes if it holds a checkpoint)."
+)
+SeedOption = typer.Option(None, "--seed", help="Seed (overrides the recipe).")
+SetOption = typer.Option(None, "--set", help="Override a recipe value: KEY=VALUE (repeatable).")
+
+
+@train_app.command("ad")
+def train_ad_command(
+    dataset: str = DatasetOption,
+    recipe: str = RecipeOption,
+    max_steps: int = MaxStepsOption,
+    output: str = OutputOption,
+    seed: int = SeedOption,
+    hub: str = HubOption,
+    set_: list[str] = SetOption,
+) -> None:
+    """Algorithm Distillation: learn to imitate the source's learning histories."""
+    _train_distilled("ad", dataset, recipe, max_steps, output, seed, hub, set_)
+
+
+@train_app.command("ed")
+def train_ed_command(
+    dataset: str = DatasetOption,
+    recipe: str = RecipeOption,
+    max_steps: int = MaxStepsOption,
+    output: str = OutputOption,
+    seed: int = SeedOption,
+    hub: str = HubOption,
+    set_: list[str] = SetOption,
+) -> None:
+    """Expert Distillation: the same model on the dataset's post-learning (expert) episodes."""
+    _train_distilled("ed", dataset, recipe, max_steps, output, seed, hub, set_)

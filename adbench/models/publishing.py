@@ -1,0 +1,43 @@
+"""Publishing a trained model directory to the local hub (and a remote one)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from adbench.errors import AdbenchError
+from adbench.fileio import atomic_directory
+from adbench.hub import local_repo_dir, push_repo, validate_repo_id
+from adbench.models.loading import PUBLISHED_FILES_EXCLUDE, check_model_dir
+
+
+def publish_model(
+    source_dir: str | Path,
+    repo_id: str,
+    *,
+    hub: str | Path | None = None,
+    endpoint: str | None = None,
+    token: str | None = None,
+    private: bool = False,
+) -> Path:
+    """Copy a checked model directory into the local hub as ``models/ORG/NAME`` (atomically,
+    without training checkpoints); with ``endpoint``, also upload it there."""
+    source = Path(source_dir)
+    if not source.is_dir():
+        raise AdbenchError(f"model directory {source} does not exist")
+    validate_repo_id(repo_id)
+    check_model_dir(source)
+    target = local_repo_dir(repo_id, "model", hub)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.resolve() != target.resolve():
+        with atomic_directory(target) as staging:
+            for item in source.iterdir():
+                if item.name in PUBLISHED_FILES_EXCLUDE or item.name.startswith("."):
+                    continue
+                if item.is_dir():
+                    shutil.copytree(item, staging / item.name)
+                else:
+                    shutil.copy2(item, staging / item.name)
+    if endpoint is not None:
+        push_repo(repo_id, "model", hub=hub, endpoint=endpoint, token=token, private=private)
+    return target

@@ -1,0 +1,151 @@
+"""What the trainers share: the model's view of an environment's spaces, and model cards."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+from adbench.envs.base import EnvFamily
+from adbench.errors import AdbenchError
+from adbench.fileio import atomic_write_text
+from adbench.provenance import provenance
+
+
+def observation_spec(family: EnvFamily) -> dict[str, Any]:
+    """Model config fields describing the family's observations."""
+    space = family.observation_space
+    if isinstance(space, gym.spaces.Discrete) and space.n == 1:
+        return {"observation_type": "none", "observation_shape": [], "observation_high": []}
+    if isinstance(space, gym.spaces.MultiDiscrete):
+        return {
+            "observation_type": "discrete",
+            "observation_shape": list(space.shape),
+            "observation_high": [int(n) for n in space.nvec],
+        }
+    if isinstance(space, gym.spaces.Box) and space.dtype == "uint8":
+        return {
+            "observation_type": "image",
+            "observation_shape": list(space.shape),
+            "observation_high": [],
+        }
+    raise AdbenchError(f"no model observation encoding for {space}")
+
+
+def _loss_plot(log: dict[str, Any], path: Path) -> bool:
+    steps = [s for s in log.get("steps", []) if "loss" in s]
+    if len(steps) < 2:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
+    ax.plot([s["step"] for s in steps], [s["loss"] for s in steps])
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("action NLL")
+    ax.set_title("training loss")
+    fig.tight_layout()
+    fig.savefig(path, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return True
+
+
+def write_model_card(
+    output_dir: Path,
+    config: Any,
+    args: dict[str, Any],
+    log: dict[str, Any],
+    command: str,
+    dataset_metadata: dict[str, Any] | None,
+) -> None:
+    """README.md of a model directory: what it is, how to load it, the data it was trained
+    on (id and revision), every hyperparameter, the exact command and the compute used."""
+    method = {"ad": "Algorithm Distillation (AD)", "ed": "Expert Distillation (ED)", "rl2": "RL^2"}[
+        getattr(config, "method", "rl2")
+    ]
+    has_plot = _loss_plot(log, output_dir / "training_curve.png")
+    dataset_id = getattr(config, "dataset_id", None)
+    front = [
+        "---",
+        "library_name: transformers",
+        "license: apache-2.0",
+        "pipeline_tag: reinforcement-learning",
+        "tags:",
+        "- adbench",
+        "- in-context-reinforcement-learning",
+        f"- {getattr(config, 'method', 'rl2')}",
+        f"- {config.env_name}",
+    ]
+    if dataset_id:
+        front += ["datasets:", f"- {dataset_id}"]
+    front.append("---")
+    data_line = (
+        f"`{dataset_id}` (config `{config.dataset_config}`, revision `{config.dataset_revision}`)"
+        if dataset_id
+        else "online interaction (no dataset)"
+    )
+    if dataset_metadata:
+        data_line += f", built with `{dataset_metadata['build_command']}`"
+    hyper = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in sorted(args.items()))
+    compute = "\n".join(f"| {k} | {v} |" for k, v in log.get("compute", {}).items())
+    prov = provenance()
+    method_key = getattr(config, "method", "rl2")
+    about = {
+        "ad": "It learns in context: with frozen weights and a context that starts empty, "
+        "its returns rise over the episodes of a new task.",
+        "ed": "ED is AD's architecture trained on post-learning (expert) episodes only: the "
+        "paper's control showing that learning histories, not demonstrations, make "
+        "in-context RL.",
+        "rl2": "RL^2 is a recurrent policy trained online across trials of several episodes; "
+        "its hidden state carries what it learnt about the task.",
+    }[method_key]
+    load_hint = "# or `import adbench.models` first"
+    libs = prov["libraries"]
+    versions = (
+        f"adbench {prov['adbench_version']} (git `{prov['adbench_git_revision']}`), "
+        f"torch {libs['torch']}, transformers {libs['transformers']}, "
+        f"accelerate {libs['accelerate']}."
+    )
+    body = f"""
+# {method} on `{config.env_id}`
+
+An adbench baseline: {method} trained on {data_line}.
+{about}
+
+```python
+from transformers import AutoModel
+model = AutoModel.from_pretrained("<this repo>", trust_remote_code=True)  {load_hint}
+```
+
+Score it: `adbench evaluate --model <repo id>`.
+
+## Training data
+
+{data_line}
+
+## Hyperparameters
+
+| name | value |
+|---|---|
+{hyper}
+
+## Command
+
+```bash
+{command or "(called from Python)"}
+```
+
+## Compute
+
+| what | value |
+|---|---|
+{compute}
+
+{versions}
+{"![training loss](training_curve.png)" if has_plot else ""}
+"""
+    atomic_write_text(output_dir / "README.md", "\n".join(front) + "\n" + body)

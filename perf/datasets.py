@@ -1,0 +1,229 @@
+"""History-dataset performance, each figure against a baseline measured in the same run.
+
+1. Transitions generated per second by each source algorithm (vectorised over learners)
+   against a per-task Python loop of the same algorithm on single Gymnasium envs.
+2. Window sampling throughput of ``WindowSampler`` (Arrow-backed arrays, one gather per
+   column) against slicing windows one by one out of in-memory numpy arrays.
+3. Peak memory (max RSS) of a dataset build, in a child process.
+
+Usage::
+
+    python perf/datasets.py [--quick] [--skip-sources] [--skip-build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from adbench.envs import get_family
+from adbench.sources import get_source
+
+console = Console(width=140)
+
+
+# --- 1. sources -------------------------------------------------------------------------
+
+
+def batched_rate(source: str, family_name: str, learners: int, episodes: int) -> float:
+    family = get_family(family_name)
+    tasks = family.split(family.train_split)
+    tasks = tasks[np.arange(learners) % len(tasks)]
+    start = time.perf_counter()
+    for _ in get_source(source).learn(family, tasks, episodes, seed=0):
+        pass
+    return learners * episodes * family.episode_length / (time.perf_counter() - start)
+
+
+def ucb_loop_rate(learners: int, episodes: int) -> float:
+    """UCB1, one learner at a time on one single env: the textbook per-task loop."""
+    family = get_family("bandit")
+    tasks = family.split("train-odd")
+    start = time.perf_counter()
+    for i in range(learners):
+        env = gym.make(family.env_id, task=tasks[i % len(tasks)])
+        env.reset(seed=i)
+        counts, sums = np.zeros(10), np.zeros(10)
+        for _ in range(episodes):
+            env.reset()
+            for _ in range(family.episode_length):
+                total = max(counts.sum(), 1)
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    score = sums / counts + np.sqrt(2 * np.log(total) / counts)
+                score[counts == 0] = np.inf
+                arm = int(np.argmax(score))
+                reward = env.step(arm)[1]
+                counts[arm] += 1
+                sums[arm] += reward
+    return learners * episodes * family.episode_length / (time.perf_counter() - start)
+
+
+def thompson_loop_rate(learners: int, episodes: int) -> float:
+    family = get_family("bandit")
+    tasks = family.split("train-odd")
+    rng = np.random.default_rng(0)
+    start = time.perf_counter()
+    for i in range(learners):
+        env = gym.make(family.env_id, task=tasks[i % len(tasks)])
+        env.reset(seed=i)
+        alpha, beta = np.ones(10), np.ones(10)
+        for _ in range(episodes):
+            env.reset()
+            for _ in range(family.episode_length):
+                arm = int(np.argmax(rng.beta(alpha, beta)))
+                reward = env.step(arm)[1]
+                alpha[arm] += reward
+                beta[arm] += 1 - reward
+    return learners * episodes * family.episode_length / (time.perf_counter() - start)
+
+
+def source_rows(quick: bool) -> list[tuple[str, str, int, float, float]]:
+    """(source, env, learners, batched rate, loop rate)."""
+    import source_loops
+    import source_loops_dqn
+
+    rows = []
+    scale = 4 if quick else 1
+    bandit_learners, bandit_loop = 1000 // scale, 20 // scale
+    for source, loop in (("ucb", ucb_loop_rate), ("thompson", thompson_loop_rate)):
+        batched = batched_rate(source, "bandit", bandit_learners, 10)
+        rows.append((source, "bandit", bandit_learners, batched, loop(bandit_loop, 10)))
+    for source in ("q-learning", "a2c"):
+        for env in ("darkroom", "darkroom-hard", "key-to-door"):
+            learners = 1024 // scale
+            episodes = 100 if source == "q-learning" else 40
+            batched = source_loops.batched_transitions_per_second(
+                source, env, learners, episodes, 0
+            )
+            loop = source_loops.loop_transitions_per_second(source, env, 8, episodes // 2, 0)
+            rows.append((source, env, learners, batched, loop))
+    learners = 32 // (2 if quick else 1)
+    batched = source_loops_dqn.batched_transitions_per_second(learners, 6, 0)
+    loop = source_loops_dqn.loop_transitions_per_second(2, 3, 0)
+    rows.append(("dqn", "watermaze", learners, batched, loop))
+    return rows
+
+
+# --- 2. window sampling -----------------------------------------------------------------
+
+
+def window_rates(context_steps: int, batch_size: int, batches: int) -> tuple[float, float, int]:
+    """Windows per second: WindowSampler vs slicing in-memory numpy arrays per window."""
+    import adbench
+    from adbench.histories.builder import build_dataset
+    from adbench.histories.reader import HistoryArrays, WindowSampler
+
+    with tempfile.TemporaryDirectory() as hub:
+        build_dataset(
+            "darkroom", hub=hub, tasks=65, learners=4, episodes=400, every=10, expert_episodes=0
+        )
+        ds = adbench.load_dataset("ad-bench/darkroom", split="train", hub=hub)
+        arrays = HistoryArrays.from_dataset(ds)
+        sampler = WindowSampler(arrays, context_steps, batch_size, seed=0)
+        # Baseline: the same columns as plain in-memory numpy arrays, windows sliced one
+        # at a time and stacked (what a hand-written loader does).
+        columns = {
+            name: np.array(getattr(arrays, name))
+            for name in (
+                "observations",
+                "actions",
+                "rewards",
+                "prev_actions",
+                "prev_rewards",
+                "step",
+            )
+        }
+        starts = [
+            sampler.window_rows(sampler.rng.integers(0, sampler.num_windows, batch_size))[:, 0]
+            for _ in range(batches)
+        ]
+        begin = time.perf_counter()
+        for batch_starts in starts:
+            {
+                name: np.stack([col[s : s + context_steps] for s in batch_starts])
+                for name, col in columns.items()
+            }
+        baseline = batches * batch_size / (time.perf_counter() - begin)
+        begin = time.perf_counter()
+        for _ in range(batches):
+            sampler.sample()
+        ours = batches * batch_size / (time.perf_counter() - begin)
+        return ours, baseline, arrays.num_steps
+
+
+# --- 3. build memory --------------------------------------------------------------------
+
+
+_CHILD = """
+import resource, sys, time
+from adbench.histories.builder import build_dataset
+begin = time.perf_counter()
+build_dataset(sys.argv[1], hub=sys.argv[2])
+print(time.perf_counter() - begin, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def build_peak_memory(name: str) -> tuple[float, float]:
+    """(seconds, peak RSS in MB) of building dataset ``name`` with its defaults, measured
+    in a fresh child process (so nothing else counts towards its peak)."""
+    with tempfile.TemporaryDirectory() as hub:
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, name, hub], check=True, capture_output=True, text=True
+        ).stdout.split()
+    return float(out[0]), float(out[1]) / 1024
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes")
+    parser.add_argument("--skip-sources", action="store_true")
+    parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--build", action="append", help="dataset to build (repeatable)")
+    args = parser.parse_args()
+
+    if not args.skip_sources:
+        table = Table(title="source transitions per second: vectorised vs per-task loop")
+        for column in ("source", "env", "learners", "vectorised/s", "loop/s", "ratio"):
+            table.add_column(column, justify="right" if column not in ("source", "env") else "left")
+        for source, env, learners, batched, loop in source_rows(args.quick):
+            table.add_row(
+                source,
+                env,
+                str(learners),
+                f"{batched:,.0f}",
+                f"{loop:,.0f}",
+                f"{batched / loop:,.1f}x",
+            )
+        console.print(table)
+
+    ours, baseline, steps = window_rates(context_steps=160, batch_size=64, batches=200)
+    table = Table(title=f"window sampling (160 steps x 64 windows, {steps:,} steps of darkroom)")
+    for column in ("reader", "windows/s", "ratio"):
+        table.add_column(column)
+    table.add_row("numpy slicing per window (baseline)", f"{baseline:,.0f}", "1.0x")
+    table.add_row("WindowSampler", f"{ours:,.0f}", f"{ours / baseline:,.2f}x")
+    console.print(table)
+
+    if not args.skip_build:
+        table = Table(title="dataset build: wall time and peak memory (child process)")
+        for column in ("dataset (defaults)", "seconds", "peak RSS MB"):
+            table.add_column(column)
+        for name in args.build or ["bandit", "darkroom"]:
+            seconds, peak = build_peak_memory(name)
+            table.add_row(name, f"{seconds:.1f}", f"{peak:,.0f}")
+        console.print(table)
+
+
+if __name__ == "__main__":
+    main()
