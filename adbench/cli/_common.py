@@ -40,9 +40,16 @@ def human_size(num_bytes: int) -> str:
     return f"{size:.1f} TB"
 
 
+def is_main_process() -> bool:
+    """False in the non-zero ranks of a distributed launch (which stay quiet)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 @contextmanager
 def progress_bar(*extra_columns: object) -> Iterator[Progress]:
-    """A Rich progress bar on stderr-safe console (drawn only on a terminal)."""
+    """A Rich progress bar (shown by the main process of a distributed launch only)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -52,5 +59,6 @@ def progress_bar(*extra_columns: object) -> Iterator[Progress]:
         TimeRemainingColumn(),
         *extra_columns,
         console=console,
+        disable=not is_main_process(),
     ) as progress:
         yield progress

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from adbench.cli._common import HubOption, console, progress_bar
+from adbench.cli._common import HubOption, console, is_main_process, progress_bar
 from adbench.errors import AdbenchError
 
 train_app = typer.Typer(
@@ -92,10 +92,11 @@ def _train_distilled(
             )
 
         train_ad(args, Path(output), command=_command(), on_step=on_step)
-    console.print(
-        f"saved {method.upper()} model to {output}; publish it with "
-        f"[bold]adbench push {output} --repo ORG/NAME[/]"
-    )
+    if is_main_process():
+        console.print(
+            f"saved {method.upper()} model to {output}; publish it with "
+            f"[bold]adbench push {output} --repo ORG/NAME[/]"
+        )
 
 
 DatasetOption = typer.Option(None, "--dataset", help="History dataset id, e.g. ad-bench/darkroom.")

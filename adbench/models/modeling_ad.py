@@ -170,8 +170,16 @@ class ADModel(ADPreTrainedModel):
         self.blocks = nn.ModuleList(ADBlock(config, i) for i in range(config.num_hidden_layers))
         self.ln_final = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.action_head = nn.Linear(config.hidden_size, config.num_actions)
-        self.register_buffer("slopes", alibi_slopes(config.num_attention_heads), persistent=False)
         self.post_init()
+
+    @property
+    def slopes(self) -> torch.Tensor:
+        # Constants, not a buffer: transformers 5 builds models on the meta device when
+        # loading, and a non-persistent buffer would not be rebuilt from __init__.
+        device = self.action_head.weight.device
+        if getattr(self, "_slopes", None) is None or self._slopes.device != device:
+            self._slopes = alibi_slopes(self.config.num_attention_heads).to(device)
+        return self._slopes
 
     def _blocks(self, x: torch.Tensor, attend_layer: Any) -> torch.Tensor:
         for block in self.blocks:

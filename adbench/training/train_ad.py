@@ -29,10 +29,7 @@ from adbench.histories.loading import dataset_dir, read_metadata
 from adbench.histories.reader import HistoryArrays, WindowSampler
 from adbench.hub import repo_revision
 from adbench.models import ADConfig, ADModel
-from adbench.training.common import (
-    observation_spec,
-    write_model_card,
-)
+from adbench.training.common import make_accelerator, observation_spec, write_model_card
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "training_log.json"
@@ -177,10 +174,7 @@ def train_ad(
     latest complete checkpoint there. ``stop_after`` stops after that many optimiser
     steps of this call, as an interruption would (to test resuming)."""
     args.validate()
-    accelerator = Accelerator(
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        mixed_precision=args.mixed_precision,
-    )
+    accelerator = make_accelerator(args.gradient_accumulation_steps, args.mixed_precision)
     set_seed(args.seed + accelerator.process_index, deterministic=False)
 
     # --- data ------------------------------------------------------------------------
