@@ -59,9 +59,15 @@ class RollingKVCache:
     ) -> None:
         heads = config.num_attention_heads
         head_dim = config.hidden_size // heads
-        shape = (config.num_hidden_layers, batch_size, heads, config.attention_window, head_dim)
-        self.keys = torch.zeros(shape, device=device, dtype=dtype)
-        self.values = torch.zeros(shape, device=device, dtype=dtype)
+        layers, window = config.num_hidden_layers, config.attention_window
+        # Keys are stored transposed ([..., head_dim, window]) so that a query's scores are
+        # one contiguous batched matmul.
+        self.keys = torch.zeros(
+            layers, batch_size, heads, head_dim, window, device=device, dtype=dtype
+        )
+        self.values = torch.zeros(
+            layers, batch_size, heads, window, head_dim, device=device, dtype=dtype
+        )
         self.slot_positions = torch.full((config.attention_window,), -1, device=device)
         self.window = config.attention_window
         self.batch_size = batch_size
@@ -111,6 +117,18 @@ class ADAttention(nn.Module):
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
         batch, _, steps, _ = y.shape
         return self.dropout(self.out(y.transpose(1, 2).reshape(batch, steps, -1)))
+
+    def attend_one(
+        self, q: torch.Tensor, keys_t: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention of one new query per sequence over cached (transposed) keys.
+
+        Written out rather than through SDPA: with a float mask SDPA takes its math path,
+        which rescales every cached key each step; here only the query is scaled.
+        """
+        scores = torch.matmul((q * self.head_dim**-0.5).contiguous(), keys_t) + bias
+        y = torch.matmul(torch.softmax(scores, dim=-1), v)  # [B, H, 1, D]
+        return self.out(y.transpose(1, 2).reshape(q.shape[0], 1, -1))
 
 
 class ADBlock(nn.Module):
@@ -267,9 +285,9 @@ class ADModel(ADPreTrainedModel):
         def attend_layer(attention: ADAttention, h: torch.Tensor) -> torch.Tensor:
             q, k, v = attention.project(h)
             layer = attention.layer_idx
-            context.keys[layer, :, :, slot] = k[:, :, 0]
+            context.keys[layer, :, :, :, slot] = k[:, :, 0]
             context.values[layer, :, :, slot] = v[:, :, 0]
-            return attention.attend(q, context.keys[layer], context.values[layer], bias)
+            return attention.attend_one(q, context.keys[layer], context.values[layer], bias)
 
         logits = self.action_head(self._blocks(x, attend_layer))[:, 0]
         context.position += 1
