@@ -16,8 +16,10 @@ from adbench import __version__
 from adbench.cli._console import make_console
 from adbench.cli.datasets import datasets_app
 from adbench.cli.envs import envs_app
+from adbench.cli.evaluate import evaluate_command, leaderboard_app
 from adbench.cli.hub import hub_app
 from adbench.cli.models import models_app, push
+from adbench.cli.quickstart import quickstart
 from adbench.cli.train import train_app
 from adbench.errors import AdbenchError
 
@@ -36,6 +38,9 @@ app.add_typer(hub_app, name="hub")
 app.add_typer(train_app, name="train")
 app.add_typer(models_app, name="models")
 app.command("push")(push)
+app.command("evaluate")(evaluate_command)
+app.add_typer(leaderboard_app, name="leaderboard")
+app.command("quickstart")(quickstart)
 
 
 def _version(value: bool) -> None:

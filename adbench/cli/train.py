@@ -135,3 +135,58 @@ def train_ed_command(
 ) -> None:
     """Expert Distillation: the same model on the dataset's post-learning (expert) episodes."""
     _train_distilled("ed", dataset, recipe, max_steps, output, seed, hub, set_)
+
+
+@train_app.command("rl2")
+def train_rl2_command(
+    env: str = typer.Option(None, "--env", help="Environment to meta-train on, e.g. darkroom."),
+    recipe: str = RecipeOption,
+    max_steps: int = typer.Option(None, "--max-steps", help="PPO updates (overrides the recipe)."),
+    output: str = OutputOption,
+    seed: int = SeedOption,
+    hub: str = HubOption,
+    set_: list[str] = SetOption,
+) -> None:
+    """RL^2: a recurrent policy meta-trained online with PPO (no dataset; --hub unused)."""
+    from dataclasses import fields
+
+    from adbench.training.train_rl2 import RL2Args, train_rl2
+
+    values = read_recipe(recipe)
+    if values.pop("method", "rl2") != "rl2":
+        raise AdbenchError(f"{recipe} is not an rl2 recipe: use the matching `adbench train`")
+    values.update(parse_overrides(set_))
+    for key, value in (("env", env), ("total_updates", max_steps), ("seed", seed)):
+        if value is not None:
+            values[key] = value
+    names = {f.name for f in fields(RL2Args)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise AdbenchError(
+            f"unknown key(s) {unknown} in {recipe or 'the options'}: valid keys "
+            f"are {', '.join(sorted(names))}"
+        )
+    args = RL2Args(**values)
+    args.validate()
+    from adbench.envs import get_family
+
+    get_family(args.env)  # an unknown env fails before any work
+    with progress_bar("[cyan]{task.fields[status]}") as progress:
+        bar = progress.add_task("training RL^2", total=args.total_updates, status="")
+
+        def on_update(record: dict[str, Any]) -> None:
+            progress.update(
+                bar,
+                completed=record["update"],
+                status=(
+                    f"trial return {record['mean_trial_return']:.2f}  "
+                    f"{record['steps_per_second']:,.0f} steps/s"
+                ),
+            )
+
+        train_rl2(args, Path(output), on_update=on_update, command=_command())
+    if is_main_process():
+        console.print(
+            f"saved RL^2 model to {output}; publish it with "
+            f"[bold]adbench push {output} --repo ORG/NAME[/]"
+        )

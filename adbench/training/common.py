@@ -1,4 +1,4 @@
-"""What the trainers share: the model's view of an environment's spaces, and model cards."""
+"""What the trainers share: an Accelerator that also runs on CPUs, and model cards."""
 
 from __future__ import annotations
 
@@ -6,10 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
-
-from adbench.envs.base import EnvFamily
-from adbench.errors import AdbenchError
 from adbench.fileio import atomic_write_text
 from adbench.provenance import provenance
 
@@ -34,29 +30,17 @@ def make_accelerator(gradient_accumulation_steps: int = 1, mixed_precision: str 
     )
 
 
-def observation_spec(family: EnvFamily) -> dict[str, Any]:
-    """Model config fields describing the family's observations."""
-    space = family.observation_space
-    if isinstance(space, gym.spaces.Discrete) and space.n == 1:
-        return {"observation_type": "none", "observation_shape": [], "observation_high": []}
-    if isinstance(space, gym.spaces.MultiDiscrete):
-        return {
-            "observation_type": "discrete",
-            "observation_shape": list(space.shape),
-            "observation_high": [int(n) for n in space.nvec],
-        }
-    if isinstance(space, gym.spaces.Box) and space.dtype == "uint8":
-        return {
-            "observation_type": "image",
-            "observation_shape": list(space.shape),
-            "observation_high": [],
-        }
-    raise AdbenchError(f"no model observation encoding for {space}")
-
-
 def _loss_plot(log: dict[str, Any], path: Path) -> bool:
-    steps = [s for s in log.get("steps", []) if "loss" in s]
-    if len(steps) < 2:
+    """The training curve: AD/ED's loss per optimiser step, or RL^2's trial return per update."""
+    if log.get("updates"):
+        x = [u["update"] for u in log["updates"]]
+        y = [u["mean_trial_return"] for u in log["updates"]]
+        xlabel, ylabel, title = "PPO update", "mean trial return", "training return"
+    else:
+        steps = [s for s in log.get("steps", []) if "loss" in s]
+        x, y = [s["step"] for s in steps], [s["loss"] for s in steps]
+        xlabel, ylabel, title = "optimiser step", "action NLL", "training loss"
+    if len(x) < 2:
         return False
     import matplotlib
 
@@ -64,10 +48,10 @@ def _loss_plot(log: dict[str, Any], path: Path) -> bool:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 3), dpi=100)
-    ax.plot([s["step"] for s in steps], [s["loss"] for s in steps])
-    ax.set_xlabel("optimiser step")
-    ax.set_ylabel("action NLL")
-    ax.set_title("training loss")
+    ax.plot(x, y)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     fig.tight_layout()
     fig.savefig(path, format="png", metadata={"Software": None})
     plt.close(fig)
@@ -87,7 +71,7 @@ def write_model_card(
     method = {"ad": "Algorithm Distillation (AD)", "ed": "Expert Distillation (ED)", "rl2": "RL^2"}[
         getattr(config, "method", "rl2")
     ]
-    has_plot = _loss_plot(log, output_dir / "training_curve.png")
+    has_plot = _loss_plot(log, Path(output_dir) / "training_curve.png")
     dataset_id = getattr(config, "dataset_id", None)
     front = [
         "---",

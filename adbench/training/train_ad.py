@@ -29,7 +29,8 @@ from adbench.histories.loading import dataset_dir, read_metadata
 from adbench.histories.reader import HistoryArrays, WindowSampler
 from adbench.hub import repo_revision
 from adbench.models import ADConfig, ADModel
-from adbench.training.common import make_accelerator, observation_spec, write_model_card
+from adbench.models.spaces import observation_spec
+from adbench.training.common import make_accelerator, write_model_card
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "training_log.json"

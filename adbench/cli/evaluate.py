@@ -1,0 +1,282 @@
+"""``adbench evaluate`` and ``adbench leaderboard``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from adbench.cli._common import EndpointOption, HubOption, console, is_main_process, progress_bar
+from adbench.errors import AdbenchError
+
+leaderboard_app = typer.Typer(
+    help="Leaderboards: ranked results per benchmark.", no_args_is_help=True
+)
+
+LeaderboardsOption = typer.Option(
+    None,
+    "--leaderboards",
+    help="Leaderboards directory (default: $ADBENCH_LEADERBOARDS, else the repo's leaderboards/).",
+)
+
+
+def leaderboards_dir(value: str | None) -> Path:
+    if value:
+        return Path(value)
+    if os.environ.get("ADBENCH_LEADERBOARDS"):
+        return Path(os.environ["ADBENCH_LEADERBOARDS"])
+    import adbench
+
+    repo_dir = Path(adbench.__file__).resolve().parents[1] / "leaderboards"
+    if repo_dir.is_dir():
+        return repo_dir
+    from adbench.hub import hub_root
+
+    return hub_root() / "leaderboards"
+
+
+def model_info(path: Path, model: Any) -> dict[str, Any]:
+    """What identifies the scored weights: hub revision, weights hash, training data."""
+    from adbench.fileio import sha256_file
+    from adbench.hub import repo_revision
+
+    config = model.config
+    return {
+        "revision": repo_revision(path),
+        "weights_sha256": sha256_file(path / "model.safetensors"),
+        "model_type": config.model_type,
+        "method": getattr(config, "method", None),
+        "dataset_id": getattr(config, "dataset_id", None),
+        "dataset_revision": getattr(config, "dataset_revision", None),
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+
+
+def leaderboard_entry(results: dict[str, Any], results_file: Path | None) -> dict[str, Any]:
+    score = results["score"]
+    return {
+        "model_id": results["model"]["id"],
+        "model_revision": results["model"].get("revision"),
+        "kind": results["model"]["kind"],
+        "score_iqm": score["iqm"],
+        "score_iqm_ci": score["iqm_ci"],
+        "final_iqm": score["final_iqm"],
+        "improvement_iqm": score["improvement_iqm"],
+        "episodes": results["benchmark"]["episodes"],
+        "seeds": results["benchmark"]["seeds"],
+        "date": results["date"],
+        "results_file": str(results_file) if results_file else None,
+        "benchmark_version": results["benchmark"]["version"],
+        "adbench_version": results["adbench_version"],
+        "decoding": results["settings"]["decoding"],
+    }
+
+
+def run_evaluation(
+    model: str,
+    benchmark: str | None = None,
+    episodes: int | None = None,
+    seeds: int | None = None,
+    seed: int = 0,
+    output: str | None = None,
+    submit: bool = False,
+    greedy: bool = False,
+    prompt_episodes: int = 0,
+    prompt_epsilon: float = 0.0,
+    trust_remote_code: bool = False,
+    hub: str | None = None,
+    endpoint: str | None = None,
+    revision: str | None = None,
+    device: str | None = None,
+    leaderboards: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate and write results (and submit); shared by ``evaluate`` and ``quickstart``."""
+    from adbench.evaluation.benchmarks import benchmark_for_env, get_benchmark
+    from adbench.evaluation.evaluate import REFERENCE_POLICIES, default_output, evaluate
+    from adbench.evaluation.leaderboard import submit as submit_entry
+    from adbench.evaluation.leaderboard import write_readme
+    from adbench.evaluation.results import write_results
+    from adbench.evaluation.rollout import Prompt
+
+    if prompt_episodes < 0 or not 0.0 <= prompt_epsilon <= 1.0:
+        raise AdbenchError("--prompt-episodes must be >= 0 and --prompt-epsilon in [0, 1]")
+    loaded, info = None, {}
+    if model in REFERENCE_POLICIES:
+        if benchmark is None:
+            raise AdbenchError(f"the reference policy {model!r} needs --benchmark")
+        bench = get_benchmark(benchmark)
+    else:
+        from adbench.models.loading import load_model, model_dir
+
+        path = model_dir(model, hub=hub, endpoint=endpoint, revision=revision)
+        loaded = load_model(path, trust_remote_code=trust_remote_code, device=device)
+        info = model_info(path, loaded)
+        bench = (
+            get_benchmark(benchmark)
+            if benchmark
+            else benchmark_for_env(getattr(loaded.config, "env_name", None))
+        )
+    prompt = Prompt(prompt_episodes, prompt_epsilon) if prompt_episodes else None
+    with progress_bar() as progress:
+        bar = progress.add_task(f"evaluating {model} on {bench.name}", total=None)
+        results = evaluate(
+            bench,
+            model,
+            model=loaded,
+            model_info=info,
+            episodes=episodes,
+            seeds=seeds,
+            seed=seed,
+            greedy=greedy,
+            prompt=prompt,
+            on_start=lambda total: progress.update(bar, total=total or None),
+            on_episode=lambda n: progress.advance(bar, n),
+        )
+    if not is_main_process():
+        return results
+    root = Path(output) if output else leaderboards_dir(leaderboards).parent / "results"
+    path = Path(output) if output and output.endswith(".json") else default_output(results, root)
+    write_results(results, path)
+    show_results(results, path)
+    if submit:
+        board_dir = leaderboards_dir(leaderboards)
+        submit_entry(board_dir, bench.name, leaderboard_entry(results, path))
+        write_readme(board_dir)
+        console.print(f"submitted to {board_dir / (bench.name + '.json')}")
+    return results
+
+
+def show_results(results: dict[str, Any], path: Path) -> None:
+    bench, score = results["benchmark"], results["score"]
+    table = Table(
+        title=f"{results['model']['id']} on {bench['name']} v{bench['version']} "
+        f"({bench['seeds']} seeds x {bench['episodes']} episodes)"
+    )
+    for column in (
+        "split",
+        "runs",
+        "score IQM [95% CI]",
+        "final IQM",
+        "improvement IQM [95% CI]",
+        "return ep 1",
+        f"return ep {bench['episodes']}",
+    ):
+        table.add_column(column)
+    for split, data in results["splits"].items():
+        m = data["metrics"]
+        curve = data["mean_return_per_episode"]
+        label = split if data["scored"] else f"{split} (not scored)"
+        table.add_row(
+            label,
+            str(data["num_runs"]),
+            f"{m['auc']['iqm']:.3f} [{m['auc']['iqm_ci'][0]:.3f}, {m['auc']['iqm_ci'][1]:.3f}]",
+            f"{m['final']['iqm']:.3f}",
+            f"{m['improvement']['iqm']:.3f} [{m['improvement']['iqm_ci'][0]:.3f}, "
+            f"{m['improvement']['iqm_ci'][1]:.3f}]",
+            f"{curve[0]:.2f}",
+            f"{curve[-1]:.2f}",
+        )
+    console.print(table)
+    console.print(
+        f"score IQM {score['iqm']:.3f} [{score['iqm_ci'][0]:.3f}, "
+        f"{score['iqm_ci'][1]:.3f}]; results in {path} (plot: {path.with_suffix('.png')}); "
+        f"{results['wall_seconds']:.1f} s"
+    )
+
+
+def evaluate_command(
+    model: str = typer.Option(
+        ...,
+        "--model",
+        help="Model hub id or directory, or a reference policy: random, optimal, source.",
+    ),
+    benchmark: str = typer.Option(
+        None, "--benchmark", help="Benchmark (default: the model's environment)."
+    ),
+    episodes: int = typer.Option(
+        None, "--episodes", help="In-context episodes (default: the benchmark's)."
+    ),
+    seeds: int = typer.Option(
+        None, "--seeds", help="Evaluation seeds per task (default: the benchmark's)."
+    ),
+    seed: int = typer.Option(0, "--seed", help="Base seed of the evaluation."),
+    output: str = typer.Option(
+        None, "--output", help="Results directory or .json path (default: results/<benchmark>/)."
+    ),
+    submit: bool = typer.Option(
+        False, "--submit", help="Add the result to the benchmark's leaderboard."
+    ),
+    greedy: bool = typer.Option(
+        False, "--greedy", help="Take the argmax action instead of sampling."
+    ),
+    prompt_episodes: int = typer.Option(
+        0, "--prompt-episodes", help="Demonstration episodes fed into the context first."
+    ),
+    prompt_epsilon: float = typer.Option(
+        0.0, "--prompt-epsilon", help="Random-action rate of the demonstrations."
+    ),
+    trust_remote_code: bool = typer.Option(
+        False, "--trust-remote-code", help="Allow running code shipped with the model."
+    ),
+    hub: str = HubOption,
+    endpoint: str = EndpointOption,
+    revision: str = typer.Option(None, "--revision", help="Model revision on the remote hub."),
+    device: str = typer.Option(None, "--device", help="torch device, e.g. cuda:0 (default: cpu)."),
+    leaderboards: str = LeaderboardsOption,
+) -> None:
+    """Score a model on a benchmark: held-out tasks, many episodes, context starting empty."""
+    run_evaluation(
+        model,
+        benchmark,
+        episodes,
+        seeds,
+        seed,
+        output,
+        submit,
+        greedy,
+        prompt_episodes,
+        prompt_epsilon,
+        trust_remote_code,
+        hub,
+        endpoint,
+        revision,
+        device,
+        leaderboards,
+    )
+
+
+@leaderboard_app.command("show")
+def show(
+    name: str = typer.Argument(None, help="Benchmark (default: every benchmark with a board)."),
+    leaderboards: str = LeaderboardsOption,
+) -> None:
+    """A ranked table per benchmark, with the random, optimal and source reference rows."""
+    from adbench.evaluation.benchmarks import BENCHMARKS, get_benchmark
+    from adbench.evaluation.leaderboard import load_leaderboard, render_table
+
+    directory = leaderboards_dir(leaderboards)
+    names = (
+        [get_benchmark(name).name]
+        if name
+        else [b for b in BENCHMARKS if (directory / f"{b}.json").exists()]
+    )
+    if not names:
+        console.print(
+            f"no leaderboards in {directory} yet: "
+            "[bold]adbench evaluate --model ID --benchmark NAME --submit[/]"
+        )
+    for benchmark in names:
+        render_table(load_leaderboard(directory, benchmark), console)
+
+
+@leaderboard_app.command("readme")
+def readme(leaderboards: str = LeaderboardsOption) -> None:
+    """Regenerate leaderboards/README.md from the JSON boards."""
+    from adbench.evaluation.leaderboard import write_readme
+
+    directory = leaderboards_dir(leaderboards)
+    write_readme(directory)
+    console.print(f"wrote {directory / 'README.md'}")

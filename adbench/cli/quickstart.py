@@ -1,0 +1,113 @@
+"""``adbench quickstart``: the whole pipeline on Dark Room, end to end, on the local hub.
+
+Build the Dark Room histories, train AD on them, publish it to the local hub, score it
+(and the random and optimal references) on the darkroom benchmark, submit, and print the
+leaderboard. Every stage is skipped when its output already exists, so an interrupted
+quickstart resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import typer
+
+from adbench.cli._common import HubOption, console
+
+QUICKSTART_MODEL = "local/ad-darkroom-quickstart"
+
+
+def quickstart(
+    hub: str = HubOption,
+    output: str = typer.Option(
+        "runs/quickstart", "--output", help="Working directory for the run."
+    ),
+    max_steps: int = typer.Option(
+        2500, "--max-steps", help="AD training steps (the recipe has 4000)."
+    ),
+    episodes: int = typer.Option(
+        None, "--episodes", help="In-context episodes (default: the benchmark's 1000)."
+    ),
+    leaderboards: str = typer.Option(
+        None, "--leaderboards", help="Leaderboards directory (default: <hub>/leaderboards)."
+    ),
+) -> None:
+    """Build a Dark Room dataset, train AD, evaluate, submit, and show the leaderboard."""
+    import adbench
+    from adbench.cli.datasets import build as build_command
+    from adbench.cli.evaluate import run_evaluation
+    from adbench.cli.train import _train_distilled
+    from adbench.evaluation.leaderboard import load_leaderboard, render_table
+    from adbench.hub import hub_root, local_repo_dir
+    from adbench.models.publishing import publish_model
+
+    started = time.perf_counter()
+    work = Path(output)
+    board_dir = Path(leaderboards) if leaderboards else hub_root(hub) / "leaderboards"
+    board_dir.mkdir(parents=True, exist_ok=True)
+    official = Path(adbench.__file__).resolve().parents[1] / "leaderboards" / "darkroom.json"
+    if official.exists() and not (board_dir / "darkroom.json").exists():
+        shutil.copy(official, board_dir / "darkroom.json")  # rank against the baselines
+
+    console.rule("[bold]1/4 dataset: ad-bench/darkroom")
+    if local_repo_dir("ad-bench/darkroom", "dataset", hub).exists():
+        console.print("ad-bench/darkroom is already in the local hub: reusing it")
+    else:
+        build_command(
+            name="darkroom",
+            tasks=None,
+            learners=None,
+            episodes=None,
+            every=None,
+            expert_episodes=None,
+            source=None,
+            source_arg=None,
+            seed=None,
+            histories_per_shard=None,
+            org="ad-bench",
+            force=False,
+            hub=hub,
+        )
+
+    console.rule("[bold]2/4 train AD (baselines/ad-darkroom.yaml)")
+    model_dir = work / "ad-darkroom"
+    if local_repo_dir(QUICKSTART_MODEL, "model", hub).exists():
+        console.print(f"{QUICKSTART_MODEL} is already in the local hub: reusing it")
+    else:
+        recipe = Path(adbench.__file__).resolve().parents[1] / "baselines" / "ad-darkroom.yaml"
+        _train_distilled(
+            "ad", "ad-bench/darkroom", str(recipe), max_steps, str(model_dir), None, hub, None
+        )
+        publish_model(model_dir, QUICKSTART_MODEL, hub=hub)
+        console.print(f"published {QUICKSTART_MODEL} to the local hub")
+
+    console.rule("[bold]3/4 evaluate on the darkroom benchmark, and submit")
+    results_dir = work / "results"
+    for reference in ("random", "optimal"):
+        run_evaluation(
+            reference,
+            "darkroom",
+            episodes=episodes,
+            output=str(results_dir),
+            submit=True,
+            hub=hub,
+            leaderboards=str(board_dir),
+        )
+    run_evaluation(
+        QUICKSTART_MODEL,
+        "darkroom",
+        episodes=episodes,
+        output=str(results_dir),
+        submit=True,
+        hub=hub,
+        leaderboards=str(board_dir),
+    )
+
+    console.rule("[bold]4/4 leaderboard")
+    render_table(load_leaderboard(board_dir, "darkroom"), console)
+    console.print(
+        f"quickstart done in {(time.perf_counter() - started) / 60:.1f} min; "
+        f"results and plots in {results_dir}"
+    )

@@ -1,0 +1,1 @@
+"""Evaluation of in-context learners: learning-curve metrics, aggregates and leaderboards."""

@@ -1,0 +1,260 @@
+"""``adbench evaluate``: score a model (or a reference policy) on a benchmark.
+
+Runs = every evaluated task of every split x every evaluation seed, all in one batch;
+under ``accelerate launch`` the runs are sharded across processes and gathered (results
+are identical to one process: each run's randomness is its own).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from adbench.errors import AdbenchError
+from adbench.evaluation import metrics
+from adbench.evaluation.benchmarks import Benchmark
+from adbench.evaluation.policies import (
+    ModelPolicy,
+    OraclePolicy,
+    Policy,
+    RandomPolicy,
+    check_model_fits,
+)
+from adbench.evaluation.rollout import Prompt, rollout, source_returns
+from adbench.provenance import provenance
+
+REFERENCE_POLICIES = ("random", "optimal", "source")
+RESULTS_SCHEMA = "adbench-results/1"
+BOOTSTRAP_REPS = 2000
+
+
+@dataclass
+class Runs:
+    """The runs of a benchmark evaluation, in a fixed order (split, task, seed)."""
+
+    split: NDArray[np.str_]
+    task_index: NDArray[np.int64]  # index of the task within its split
+    task_key: NDArray[np.int64]  # task id unique over splits (for stratification)
+    tasks: NDArray[Any]
+    seeds: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def select(self, rows: NDArray[np.int64]) -> Runs:
+        return Runs(
+            self.split[rows],
+            self.task_index[rows],
+            self.task_key[rows],
+            self.tasks[rows],
+            self.seeds[rows],
+        )
+
+
+def benchmark_runs(benchmark: Benchmark, seeds: int, seed: int) -> Runs:
+    split_names, task_indices, task_keys, tasks, run_seeds = [], [], [], [], []
+    key = 0
+    for split_number, split in enumerate(benchmark.splits):
+        split_tasks = benchmark.tasks(split)
+        for t, index in enumerate(benchmark.task_indices(split)):
+            for s in range(seeds):
+                split_names.append(split)
+                task_indices.append(int(index))
+                task_keys.append(key + t)
+                tasks.append(split_tasks[t])
+                state = np.random.SeedSequence([seed, split_number, int(index), s])
+                run_seeds.append(int(state.generate_state(1)[0]) % 2**31)
+        key += len(split_tasks)
+    return Runs(
+        np.array(split_names),
+        np.array(task_indices),
+        np.array(task_keys),
+        np.stack(tasks),
+        np.array(run_seeds, dtype=np.int64),
+    )
+
+
+def _shard(runs: Runs) -> tuple[Runs, NDArray[np.int64], Any]:
+    """This process's share of the runs under ``accelerate launch`` (all of them otherwise)."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    rows = np.arange(len(runs))[state.process_index :: state.num_processes]
+    return runs.select(rows), rows, state
+
+
+def _gather(
+    returns: NDArray[np.float32], rows: NDArray[np.int64], total: int, state: Any
+) -> NDArray[np.float32]:
+    if state.num_processes == 1:
+        return returns
+    from accelerate.utils import gather_object
+
+    pieces = gather_object([(rows, returns)])
+    full = np.zeros((total, returns.shape[1]), dtype=np.float32)
+    for piece_rows, piece in pieces:
+        full[piece_rows] = piece
+    return full
+
+
+def _summaries(
+    returns: NDArray[np.float32], normalized: NDArray[np.float64], runs: Runs, reps: int, seed: int
+) -> dict[str, Any]:
+    per_run = metrics.run_metrics(returns, normalized)
+    out: dict[str, Any] = {}
+    for name, values in per_run.items():
+        finite = np.isfinite(values)
+        if not finite.all():
+            out[name] = {
+                "mean": float(np.nanmean(values)) if finite.any() else None,
+                "reached": float(finite.mean()),
+            }
+            continue
+        out[name] = metrics.aggregate(values, runs.task_key, reps=reps, seed=seed)
+    return out
+
+
+def evaluate(
+    benchmark: Benchmark,
+    model_id: str,
+    *,
+    model: Any | None = None,
+    model_info: dict[str, Any] | None = None,
+    episodes: int | None = None,
+    seeds: int | None = None,
+    seed: int = 0,
+    greedy: bool = False,
+    prompt: Prompt | None = None,
+    on_start: Callable[[int], None] | None = None,
+    on_episode: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Score ``model`` (loaded, implementing the policy protocol) or the reference policy
+    ``model_id`` in ``REFERENCE_POLICIES`` on ``benchmark``; returns the results record."""
+    started = time.perf_counter()
+    family = benchmark.family
+    episodes = episodes or benchmark.episodes
+    seeds = seeds or benchmark.seeds
+    if episodes < 1 or seeds < 1:
+        raise AdbenchError("--episodes and --seeds must be at least 1")
+    runs = benchmark_runs(benchmark, seeds, seed)
+
+    policy: Policy | None
+    if model is not None:
+        check_model_fits(model, family, model_id)
+        policy = ModelPolicy(model, model_id)
+    elif model_id == "random":
+        policy = RandomPolicy()
+    elif model_id == "optimal":
+        policy = OraclePolicy()
+    elif model_id == "source":
+        policy = None
+    else:
+        raise AdbenchError(f"no model given for {model_id!r}")
+
+    shard, rows, state = _shard(runs)
+    if on_start:
+        on_start(episodes * (1 if policy is not None else 0))
+    if policy is not None:
+        returns = rollout(
+            policy,
+            family,
+            shard.tasks,
+            shard.seeds,
+            episodes,
+            greedy=greedy,
+            prompt=prompt,
+            on_episode=on_episode if state.is_main_process else None,
+        )
+        returns = _gather(returns, rows, len(runs), state)
+    # References: exact for random and optimal; the source learning from scratch on the
+    # same tasks with the same seeds (its own curve is the bandit's normaliser).
+    random_return = family.random_return(runs.tasks)
+    optimal_return = family.optimal_return(runs.tasks)
+    source_curve = None
+    if benchmark.normalization == "source" or policy is None:
+        source_curve = source_returns(benchmark.source, family, runs.tasks, runs.seeds, episodes)
+    if policy is None:
+        returns = source_curve
+    reference = source_curve if benchmark.normalization == "source" else optimal_return[:, None]
+    normalized = metrics.normalized_scores(returns, random_return[:, None], reference)
+
+    splits: dict[str, Any] = {}
+    for split in benchmark.splits:
+        mask = runs.split == split
+        sub = runs.select(np.flatnonzero(mask))
+        splits[split] = {
+            "scored": split in benchmark.scored_splits,
+            "num_runs": int(mask.sum()),
+            "metrics": _summaries(returns[mask], normalized[mask], sub, BOOTSTRAP_REPS, seed),
+            "mean_return_per_episode": np.round(returns[mask].mean(axis=0), 4).tolist(),
+            "mean_normalized_per_episode": np.round(normalized[mask].mean(axis=0), 4).tolist(),
+        }
+        if family.name == "bandit":
+            regret = metrics.cumulative_regret(returns[mask], optimal_return[mask])
+            splits[split]["cumulative_regret"] = metrics.aggregate(
+                regret, sub.task_key, reps=BOOTSTRAP_REPS, seed=seed
+            )
+    scored = np.isin(runs.split, benchmark.scored_splits)
+    scored_runs = runs.select(np.flatnonzero(scored))
+    score = _summaries(returns[scored], normalized[scored], scored_runs, BOOTSTRAP_REPS, seed)
+    prov = provenance()
+    return {
+        "schema": RESULTS_SCHEMA,
+        "adbench_version": prov["adbench_version"],
+        "adbench_git_revision": prov["adbench_git_revision"],
+        "libraries": prov["libraries"],
+        "platform": prov["platform"],
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(time.perf_counter() - started, 2),
+        "benchmark": {**benchmark.to_dict(), "episodes": episodes, "seeds": seeds},
+        "model": {
+            "id": model_id,
+            "kind": "reference" if model is None else "model",
+            **(model_info or {}),
+        },
+        "settings": {
+            "seed": seed,
+            "decoding": "greedy" if greedy else "sample",
+            "prompt": prompt.to_dict() if prompt else None,
+            "batch_size": len(shard),
+            "num_processes": state.num_processes,
+            "device": str(getattr(policy, "device", "cpu")),
+        },
+        "score": {
+            "iqm": score["auc"]["iqm"],
+            "iqm_ci": score["auc"]["iqm_ci"],
+            "mean": score["auc"]["mean"],
+            "final_iqm": score["final"]["iqm"],
+            "improvement_iqm": score["improvement"]["iqm"],
+            "improvement_ci": score["improvement"]["iqm_ci"],
+            "metrics": score,
+        },
+        "references": {
+            "random_return": round(float(random_return[scored].mean()), 4),
+            "optimal_return": round(float(optimal_return[scored].mean()), 4),
+            "source": benchmark.source,
+            "source_mean_return_per_episode": None
+            if source_curve is None
+            else np.round(source_curve[scored].mean(axis=0), 4).tolist(),
+        },
+        "splits": splits,
+        "runs": {
+            "split": runs.split.tolist(),
+            "task_index": runs.task_index.tolist(),
+            "seed": runs.seeds.tolist(),
+            "returns": np.round(returns, 4).tolist(),
+        },
+    }
+
+
+def default_output(results: dict[str, Any], root: Path) -> Path:
+    name = results["model"]["id"].replace("/", "__")
+    stamp = results["date"].replace(":", "").replace("-", "")
+    return root / results["benchmark"]["name"] / f"{name}-{stamp}.json"

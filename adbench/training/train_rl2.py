@@ -1,0 +1,387 @@
+"""Train the RL^2 baseline (Duan et al., 2016) online with PPO, on adbench's batched envs.
+
+Read top to bottom: arguments, the model's config from the env family, then the loop.
+Every update:
+
+1. **Rollout.** ``num_envs`` tasks, sampled afresh from the train split, play one *trial*
+   each: ``episodes_per_trial`` episodes of the same task, back to back. The recurrent
+   state starts at zero at the trial start and is *not* reset between episodes, so the
+   policy can carry what it found in one episode into the next; the first step of every
+   episode is flagged by ``new_episode``.
+2. **Advantages.** The trial is one long "meta-episode": GAE(lambda) with discount
+   ``gamma`` runs across the episode boundaries, and only the trial's last step is
+   terminal. Rewarding the whole trial is what makes exploring early worth it.
+3. **PPO.** ``ppo_epochs`` passes over the rollout; each pass splits the envs into
+   ``num_minibatches`` groups and re-runs every group's full trial from the zero state
+   (backpropagation through the whole trial); the loss is the clipped surrogate, plus
+   ``value_coef`` x the value MSE, minus ``entropy_coef`` x the entropy.
+
+The same code runs on one CPU, one GPU or many processes (``accelerate launch``): each
+process plays its own ``num_envs`` tasks with its own seeds, and DDP averages the
+gradients. The model stays in eval mode throughout: PPO's probability ratio needs the
+policy that acted and the policy being updated to be the same function, which dropout or
+BatchNorm's batch statistics (Watermaze's encoder) would break.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from accelerate import Accelerator
+
+from adbench.envs import get_family
+from adbench.envs.base import BatchedEnv, EnvFamily
+from adbench.errors import AdbenchError
+from adbench.fileio import atomic_write_json
+from adbench.models.configuration_rl2 import RL2Config
+from adbench.models.modeling_rl2 import RL2Model
+from adbench.models.spaces import observation_spec
+from adbench.training.common import make_accelerator, write_model_card
+
+LOG_FILE = "training_log.json"
+
+
+@dataclass
+class RL2Args:
+    """Every knob of an RL^2 training run."""
+
+    env: str = "darkroom"
+    """Environment family: short name (``darkroom``) or Gymnasium id."""
+    split: str | None = None
+    """Task split to train on; default the family's train split."""
+    max_tasks: int | None = None
+    """Train on the first ``max_tasks`` tasks of the split only (quick runs and tests);
+    default all of them."""
+    num_envs: int = 64
+    """Parallel tasks per process; each update plays one trial in each."""
+    episodes_per_trial: int = 4
+    """Episodes of the same task per trial (the recurrent state spans them); a new task is
+    sampled for every env at every trial."""
+    total_updates: int = 500
+    """PPO updates (one trial per env each): ``total_updates x num_envs x
+    episodes_per_trial x episode_length`` env steps per process."""
+    learning_rate: float = 1e-3
+    """Adam step size (constant)."""
+    adam_eps: float = 1e-5
+    """Adam epsilon (CleanRL's PPO value)."""
+    gamma: float = 0.99
+    """Discount, applied across the episodes of a trial (only the trial's end is terminal)."""
+    gae_lambda: float = 0.95
+    """GAE lambda."""
+    clip_coef: float = 0.2
+    """PPO's probability-ratio clip."""
+    entropy_coef: float = 0.01
+    """Weight of the entropy bonus."""
+    value_coef: float = 0.5
+    """Weight of the value loss (0.5 x MSE to the GAE returns)."""
+    ppo_epochs: int = 4
+    """Passes over each rollout."""
+    num_minibatches: int = 4
+    """Minibatches per pass, split over envs (whole trials); must divide ``num_envs``."""
+    max_grad_norm: float = 0.5
+    """Global gradient-norm clip."""
+    normalize_advantages: bool = True
+    """Standardise advantages within each minibatch."""
+    hidden_size: int = 128
+    """Width of the step embedding and of the recurrent state."""
+    rnn_type: str = "gru"
+    """``gru`` or ``lstm``."""
+    num_rnn_layers: int = 1
+    """Stacked recurrent layers."""
+    seed: int = 0
+    """Seeds the model's initialisation, the task sampling, the envs and the actions."""
+
+    def validate(self) -> None:
+        """Raise :class:`AdbenchError` naming the first bad value."""
+        for name in (
+            "num_envs",
+            "episodes_per_trial",
+            "total_updates",
+            "ppo_epochs",
+            "num_minibatches",
+            "hidden_size",
+            "num_rnn_layers",
+        ):
+            if getattr(self, name) < 1:
+                raise AdbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.max_tasks is not None and self.max_tasks < 1:
+            raise AdbenchError(f"max_tasks must be at least 1, got {self.max_tasks}")
+        if self.num_envs % self.num_minibatches:
+            raise AdbenchError(
+                f"num_minibatches ({self.num_minibatches}) must divide num_envs ({self.num_envs})"
+            )
+        if self.rnn_type not in ("gru", "lstm"):
+            raise AdbenchError(f"rnn_type must be gru or lstm, got {self.rnn_type!r}")
+        for name in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise AdbenchError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        for name in ("learning_rate", "clip_coef", "max_grad_norm"):
+            if getattr(self, name) <= 0:
+                raise AdbenchError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("entropy_coef", "value_coef"):
+            if getattr(self, name) < 0:
+                raise AdbenchError(f"{name} must be non-negative, got {getattr(self, name)}")
+
+
+def rl2_config(family: EnvFamily, args: RL2Args) -> RL2Config:
+    """The model config for ``family``: its observation encoding, actions and episode shape."""
+    return RL2Config(
+        **observation_spec(family),
+        num_actions=family.num_actions,
+        hidden_size=args.hidden_size,
+        rnn_type=args.rnn_type,
+        num_rnn_layers=args.num_rnn_layers,
+        env_id=family.env_id,
+        env_name=family.name,
+        episode_length=family.episode_length,
+        episodes_per_trial=args.episodes_per_trial,
+    )
+
+
+@dataclass
+class Rollout:
+    """One trial of every env, ``[N, T]`` per step (``T = episodes x episode_length``)."""
+
+    observations: torch.Tensor  # [N, T, *obs_shape]
+    prev_actions: torch.Tensor  # long, -1 at the trial's first step
+    prev_rewards: torch.Tensor
+    new_episode: torch.Tensor  # bool
+    actions: torch.Tensor  # long
+    log_probs: torch.Tensor  # of the actions taken, under the acting policy
+    values: torch.Tensor
+    rewards: torch.Tensor
+
+
+def play_trial(
+    model: RL2Model,
+    env: BatchedEnv,
+    episodes: int,
+    generator: torch.Generator,
+    device: torch.device,
+) -> Rollout:
+    """Play ``episodes`` episodes in every env of ``env``, the recurrent state carried
+    across them; actions are sampled from the policy with ``generator``."""
+    n, length = env.num_envs, env.episode_length
+    state = model.new_context(n)
+    prev_action = torch.full((n,), -1, dtype=torch.long, device=device)
+    prev_reward = torch.zeros(n, device=device)
+    columns: dict[str, list[torch.Tensor]] = {name: [] for name in Rollout.__dataclass_fields__}
+    for _ in range(episodes):
+        obs = torch.as_tensor(env.reset(), device=device)
+        for t in range(length):
+            new_episode = torch.full((n,), t == 0, dtype=torch.bool, device=device)
+            logits, value, state = model.act_logits_and_values(
+                state, obs, prev_action, prev_reward, new_episode
+            )
+            log_probs = F.log_softmax(logits.float(), dim=-1)
+            action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
+            next_obs, reward, _, _ = env.step(action.cpu().numpy())
+            reward_t = torch.as_tensor(reward, device=device)
+            for key, value_t in (
+                ("observations", obs),
+                ("prev_actions", prev_action),
+                ("prev_rewards", prev_reward),
+                ("new_episode", new_episode),
+                ("actions", action),
+                ("log_probs", log_probs.gather(1, action[:, None]).squeeze(1)),
+                ("values", value.float()),
+                ("rewards", reward_t),
+            ):
+                columns[key].append(value_t)
+            # The next episode starts from a fresh observation, but its first step still
+            # sees the last action and reward of this one (the trial is one stream).
+            obs = torch.as_tensor(next_obs, device=device)
+            prev_action, prev_reward = action, reward_t
+    return Rollout(**{name: torch.stack(column, dim=1) for name, column in columns.items()})
+
+
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE(lambda) advantages and returns ``[N, T]`` for trials that end after step ``T-1``
+    (terminal: nothing is bootstrapped past the trial)."""
+    advantages = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[:, 0])
+    next_value = torch.zeros_like(rewards[:, 0])
+    for t in reversed(range(rewards.shape[1])):
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        running = delta + gamma * lam * running
+        advantages[:, t] = running
+        next_value = values[:, t]
+    return advantages, advantages + values
+
+
+def ppo_loss(
+    model: torch.nn.Module,
+    batch: Rollout,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    args: RL2Args,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The PPO loss of whole trials re-run from the zero state (BPTT over the trial)."""
+    output = model(batch.observations, batch.prev_actions, batch.prev_rewards, batch.new_episode)
+    log_probs_all = F.log_softmax(output.logits.float(), dim=-1)
+    log_probs = log_probs_all.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+    entropy = -(log_probs_all.exp() * log_probs_all).sum(-1).mean()
+    log_ratio = log_probs - batch.log_probs
+    ratio = log_ratio.exp()
+    if args.normalize_advantages:
+        advantages = (advantages - advantages.mean()) / (advantages.std() + 1e-8)
+    policy_loss = torch.max(
+        -advantages * ratio, -advantages * ratio.clamp(1 - args.clip_coef, 1 + args.clip_coef)
+    ).mean()
+    value_loss = 0.5 * (output.values.float() - returns).pow(2).mean()
+    loss = policy_loss + args.value_coef * value_loss - args.entropy_coef * entropy
+    with torch.no_grad():
+        stats = {
+            "policy_loss": policy_loss.item(),
+            "value_loss": value_loss.item(),
+            "entropy": entropy.item(),
+            # the low-variance KL estimator (Schulman): E[(r - 1) - log r]
+            "approx_kl": ((ratio - 1) - log_ratio).mean().item(),
+            "clip_fraction": ((ratio - 1).abs() > args.clip_coef).float().mean().item(),
+        }
+    return loss, stats
+
+
+def select(rollout: Rollout, index: torch.Tensor) -> Rollout:
+    return Rollout(**{k: v[index] for k, v in vars(rollout).items()})
+
+
+def train_rl2(
+    args: RL2Args,
+    output_dir: Path,
+    accelerator: Accelerator | None = None,
+    on_update: Callable[[dict[str, Any]], None] | None = None,
+    command: str = "",
+) -> RL2Model:
+    """Train RL^2 with PPO, save it (``save_pretrained``) and ``training_log.json`` into
+    ``output_dir``, and return the trained (unwrapped) model.
+
+    ``on_update`` receives each update's metrics on the main process. With the same seed
+    and arguments, a CPU run gives the same model.
+    """
+    args.validate()
+    accelerator = accelerator or make_accelerator()
+    device = accelerator.device
+    family = get_family(args.env)
+    tasks = family.split(args.split or family.train_split)[: args.max_tasks]
+
+    # Reference returns of every task, once: Watermaze's are simulations, too slow per update.
+    optimal_returns = family.optimal_return(tasks)
+    random_returns = family.random_return(tasks)
+
+    # --- seeds: one stream each for tasks, envs, actions and minibatches, per process ---
+    task_seeds, env_seeds, action_seeds, minibatch_seeds = np.random.SeedSequence(
+        [args.seed, accelerator.process_index]
+    ).spawn(4)
+    task_rng = np.random.default_rng(task_seeds)
+    action_generator = torch.Generator(device=device)
+    action_generator.manual_seed(int(action_seeds.generate_state(1)[0]))
+    minibatch_generator = torch.Generator().manual_seed(int(minibatch_seeds.generate_state(1)[0]))
+
+    # --- model and optimiser: the same initial weights on every process ------------------
+    config = rl2_config(family, args)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = RL2Model(config)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=args.adam_eps)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped: RL2Model = accelerator.unwrap_model(model)
+    model.eval()  # see the module docstring: the acting and the updated policy must agree
+
+    env = family.make_batched(
+        tasks[task_rng.integers(0, len(tasks), args.num_envs)],
+        seed=int(env_seeds.generate_state(1)[0]),
+    )
+    minibatch_size = args.num_envs // args.num_minibatches
+    steps_per_update = (
+        args.num_envs * args.episodes_per_trial * family.episode_length * accelerator.num_processes
+    )
+    log: dict[str, Any] = {
+        "args": asdict(args),
+        "env_id": family.env_id,
+        "num_processes": accelerator.num_processes,
+        "updates": [],
+    }
+    started = time.perf_counter()
+
+    for update in range(1, args.total_updates + 1):
+        update_start = time.perf_counter()
+        trial_indices = task_rng.integers(0, len(tasks), args.num_envs)
+        env.set_tasks(tasks[trial_indices])
+        rollout = play_trial(unwrapped, env, args.episodes_per_trial, action_generator, device)
+        advantages, returns = gae(rollout.rewards, rollout.values, args.gamma, args.gae_lambda)
+
+        stats_sum: dict[str, float] = {}
+        num_minibatch_steps = 0
+        for _ in range(args.ppo_epochs):
+            order = torch.randperm(args.num_envs, generator=minibatch_generator).to(device)
+            for start in range(0, args.num_envs, minibatch_size):
+                index = order[start : start + minibatch_size]
+                loss, stats = ppo_loss(
+                    model, select(rollout, index), advantages[index], returns[index], args
+                )
+                optimizer.zero_grad()
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                for key, value in stats.items():
+                    stats_sum[key] = stats_sum.get(key, 0.0) + value
+                num_minibatch_steps += 1
+
+        # --- metrics, averaged over processes ------------------------------------------
+        episode_returns = rollout.rewards.reshape(args.num_envs, args.episodes_per_trial, -1)
+        local = torch.tensor(
+            [
+                *episode_returns.sum(-1).mean(0).tolist(),
+                *(stats_sum[k] / num_minibatch_steps for k in sorted(stats_sum)),
+                float(optimal_returns[trial_indices].mean()),
+                float(random_returns[trial_indices].mean()),
+            ],
+            device=device,
+        )
+        reduced = accelerator.reduce(local, reduction="mean").tolist()
+        per_episode = reduced[: args.episodes_per_trial]
+        loss_terms = dict(
+            zip(sorted(stats_sum), reduced[args.episodes_per_trial : -2], strict=True)
+        )
+        record = {
+            "update": update,
+            "env_steps": update * steps_per_update,
+            "mean_return_per_episode": [round(r, 4) for r in per_episode],
+            "mean_trial_return": round(sum(per_episode), 4),
+            "mean_optimal_return": round(reduced[-2], 4),
+            "mean_random_return": round(reduced[-1], 4),
+            **{k: round(v, 6) for k, v in loss_terms.items()},
+            "steps_per_second": round(steps_per_update / (time.perf_counter() - update_start), 1),
+            "elapsed_seconds": round(time.perf_counter() - started, 2),
+        }
+        log["updates"].append(record)
+        if on_update is not None and accelerator.is_main_process:
+            on_update(record)
+
+    # --- save ----------------------------------------------------------------------------
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        output_dir = Path(output_dir)
+        output_dir.mkdir(parents=True, exist_ok=True)
+        unwrapped.save_pretrained(output_dir, safe_serialization=True)
+        log["compute"] = {
+            "device": str(device),
+            "num_processes": accelerator.num_processes,
+            "wall_seconds": round(time.perf_counter() - started, 1),
+            "env_steps": args.total_updates * steps_per_update,
+            "parameters": sum(p.numel() for p in unwrapped.parameters()),
+        }
+        atomic_write_json(output_dir / LOG_FILE, log)
+        write_model_card(output_dir, unwrapped.config, asdict(args), log, command, None)
+    accelerator.wait_for_everyone()
+    return unwrapped

@@ -1,0 +1,311 @@
+"""The RL^2 baseline: the model (shapes, stepping, saving, remote code) and its PPO trainer."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from adbench.envs import get_family
+from adbench.errors import AdbenchError
+from adbench.models.configuration_rl2 import RL2Config
+from adbench.models.modeling_rl2 import RL2Model
+from adbench.training.train_rl2 import RL2Args, rl2_config, train_rl2
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    # Small recurrent nets run fastest on one thread, and much slower when other jobs
+    # share the cores.
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def small_config(kind: str = "discrete", rnn_type: str = "gru") -> RL2Config:
+    observation = {
+        "none": {"observation_type": "none"},
+        "discrete": {
+            "observation_type": "discrete",
+            "observation_shape": [2],
+            "observation_high": [9, 9],
+        },
+        "image": {
+            "observation_type": "image",
+            "observation_shape": [12, 16, 3],
+            "image_channels": [4, 8],
+        },
+    }[kind]
+    return RL2Config(**observation, num_actions=5, hidden_size=32, rnn_type=rnn_type)
+
+
+def random_inputs(config: RL2Config, batch: int, steps: int, seed: int) -> dict[str, torch.Tensor]:
+    """A batch of trials: episodes of 5 steps, no previous action at the trial start."""
+    g = torch.Generator().manual_seed(seed)
+    if config.observation_type == "image":
+        observations = torch.randint(
+            0, 256, (batch, steps, *config.observation_shape), generator=g, dtype=torch.uint8
+        )
+    elif config.observation_type == "discrete":
+        observations = torch.randint(0, 9, (batch, steps, 2), generator=g)
+    else:
+        observations = torch.zeros(batch, steps, dtype=torch.long)
+    prev_actions = torch.randint(0, config.num_actions, (batch, steps), generator=g)
+    prev_actions[:, 0] = -1
+    prev_rewards = torch.rand(batch, steps, generator=g)
+    prev_rewards[:, 0] = 0.0
+    new_episode = (torch.arange(steps) % 5 == 0).expand(batch, steps).clone()
+    return {
+        "observations": observations,
+        "prev_actions": prev_actions,
+        "prev_rewards": prev_rewards,
+        "new_episode": new_episode,
+    }
+
+
+# --- the model ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "rnn_type"), [("none", "gru"), ("discrete", "lstm"), ("image", "gru")]
+)
+def test_act_logits_step_by_step_equals_forward(kind: str, rnn_type: str) -> None:
+    config = small_config(kind, rnn_type)
+    torch.manual_seed(0)
+    model = RL2Model(config).eval()
+    inputs = random_inputs(config, batch=3, steps=12, seed=1)
+    output = model(**inputs)
+    assert output.logits.shape == (3, 12, 5)
+    assert output.values.shape == (3, 12)
+
+    context = model.new_context(3)
+    stepped = []
+    for t in range(12):
+        logits, context = model.act_logits(context, *(v[:, t] for v in inputs.values()))
+        stepped.append(logits)
+    torch.testing.assert_close(torch.stack(stepped, 1), output.logits, atol=1e-5, rtol=1e-5)
+
+    # The state carries across episodes: restarting it at the second episode changes the
+    # outputs (the values: the fresh policy head is near zero), so the model remembers.
+    restarted = model(**{k: v[:, 5:] for k, v in inputs.items()})
+    assert not torch.allclose(restarted.values, output.values[:, 5:], atol=1e-3)
+
+
+def test_forward_continues_from_a_state() -> None:
+    config = small_config("discrete", "lstm")
+    model = RL2Model(config).eval()
+    inputs = random_inputs(config, batch=2, steps=10, seed=2)
+    whole = model(**inputs)
+    first = model(**{k: v[:, :4] for k, v in inputs.items()})
+    rest = model(**{k: v[:, 4:] for k, v in inputs.items()}, state=first.state)
+    torch.testing.assert_close(torch.cat([first.logits, rest.logits], 1), whole.logits)
+    logits, values, state = model(**inputs, return_dict=False)
+    torch.testing.assert_close(logits, whole.logits)
+    torch.testing.assert_close(values, whole.values)
+    torch.testing.assert_close(state, rest.state)
+
+
+def test_initial_policy_is_near_uniform() -> None:
+    model = RL2Model(small_config()).eval()
+    probs = model(**random_inputs(model.config, 2, 6, seed=3)).logits.softmax(-1)
+    assert (probs - 0.2).abs().max() < 0.05
+
+
+REMOTE_LOAD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import torch
+    import transformers
+
+    for name in ("discrete-gru", "image-lstm"):
+        model = transformers.AutoModel.from_pretrained(name, trust_remote_code=True).eval()
+        inputs = np.load(name + "-inputs.npz")
+        with torch.no_grad():
+            out = model(**{k: torch.from_numpy(inputs[k]) for k in inputs.files})
+        np.save(name + "-remote-logits.npy", out.logits.numpy())
+        np.save(name + "-remote-values.npy", out.values.numpy())
+        print(type(model).__module__)
+    loaded = sorted(m for m in sys.modules if m == "adbench" or m.startswith("adbench."))
+    assert not loaded, loaded
+    """
+)
+
+
+def test_save_load_and_remote_code_give_identical_outputs(tmp_path: Path) -> None:
+    expected: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for name, kind, rnn_type in (
+        ("discrete-gru", "discrete", "gru"),
+        ("image-lstm", "image", "lstm"),
+    ):
+        torch.manual_seed(4)
+        model = RL2Model(small_config(kind, rnn_type)).eval()
+        inputs = random_inputs(model.config, batch=2, steps=7, seed=5)
+        with torch.no_grad():
+            out = model(**inputs)
+        model.save_pretrained(tmp_path / name)
+
+        files = sorted(p.name for p in (tmp_path / name).iterdir())
+        assert "model.safetensors" in files
+        assert not any(f.endswith(".bin") for f in files)
+        # The code travels with the weights, the relative import's target included.
+        for code in ("configuration_rl2.py", "modeling_rl2.py", "observation_encoding.py"):
+            assert code in files
+        saved_config = json.loads((tmp_path / name / "config.json").read_text())
+        assert saved_config["model_type"] == "adbench_rl2"
+        assert saved_config["auto_map"] == {
+            "AutoConfig": "configuration_rl2.RL2Config",
+            "AutoModel": "modeling_rl2.RL2Model",
+        }
+
+        reloaded = RL2Model.from_pretrained(tmp_path / name).eval()
+        with torch.no_grad():
+            again = reloaded(**inputs)
+        assert torch.equal(again.logits, out.logits)
+        assert torch.equal(again.values, out.values)
+
+        np.savez(tmp_path / f"{name}-inputs.npz", **{k: v.numpy() for k, v in inputs.items()})
+        expected[name] = (out.logits.numpy(), out.values.numpy())
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_LOAD],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "transformers_modules" in result.stdout  # the model class came from the saved code
+    for name, (logits, values) in expected.items():
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}-remote-logits.npy"), logits)
+        np.testing.assert_array_equal(np.load(tmp_path / f"{name}-remote-values.npy"), values)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"observation_type": "pixels"},
+        {"rnn_type": "transformer"},
+        {"hidden_size": 0},
+        {"num_actions": -1},
+        {"num_rnn_layers": 0},
+        {"dropout": 1.5},
+        {"observation_type": "discrete", "observation_shape": [2], "observation_high": []},
+        {"observation_type": "discrete", "observation_shape": [2], "observation_high": [9]},
+        {"observation_type": "image", "observation_shape": [72, 96]},
+        {"episodes_per_trial": 0},
+    ],
+)
+def test_bad_config_values_raise(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError):
+        RL2Config(**bad)
+
+
+def test_config_from_each_family() -> None:
+    args = RL2Args(hidden_size=16)
+    bandit = rl2_config(get_family("bandit"), args)
+    assert (bandit.observation_type, bandit.num_actions) == ("none", 10)
+    darkroom = rl2_config(get_family("darkroom"), args)
+    assert darkroom.observation_type == "discrete"
+    assert darkroom.observation_high == [9, 9]
+    assert darkroom.episode_length == 20
+    watermaze = rl2_config(get_family("watermaze"), args)
+    assert watermaze.observation_type == "image"
+    assert watermaze.observation_shape == [72, 96, 3]
+
+
+# --- the trainer ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"num_envs": 0},
+        {"num_envs": 6, "num_minibatches": 4},
+        {"gamma": 1.5},
+        {"rnn_type": "rnn"},
+        {"learning_rate": 0.0},
+        {"max_tasks": 0},
+    ],
+)
+def test_bad_args_raise(bad: dict[str, Any]) -> None:
+    with pytest.raises(AdbenchError):
+        RL2Args(**bad).validate()
+
+
+def test_rl2_learns_on_a_tiny_task_set(tmp_path: Path) -> None:
+    # One bandit task, two episodes per trial: PPO must find and exploit the best arm.
+    args = RL2Args(
+        env="bandit",
+        max_tasks=1,
+        num_envs=16,
+        episodes_per_trial=2,
+        num_minibatches=2,
+        total_updates=20,
+        hidden_size=32,
+        seed=0,
+    )
+    records: list[dict[str, Any]] = []
+    model = train_rl2(args, tmp_path / "rl2", on_update=records.append)
+
+    assert [r["update"] for r in records] == list(range(1, 21))
+    assert records[-1]["env_steps"] == 20 * 16 * 2 * 100
+    first = np.mean(records[0]["mean_return_per_episode"])
+    late = np.mean([np.mean(r["mean_return_per_episode"]) for r in records[-5:]])
+    random_return = records[0]["mean_random_return"]
+    optimal_return = records[0]["mean_optimal_return"]
+    # At the start the policy is uniform: about the random return.
+    assert abs(first - random_return) < 8
+    # After 64k pulls it has closed most of the gap to the best arm (~73 of 80 here).
+    assert late > random_return + 0.5 * (optimal_return - random_return), (first, late)
+
+    files = sorted(p.name for p in (tmp_path / "rl2").iterdir())
+    assert "model.safetensors" in files
+    assert not any(f.endswith(".bin") for f in files)
+    log = json.loads((tmp_path / "rl2" / "training_log.json").read_text())
+    assert log["args"]["max_tasks"] == 1
+    assert log["updates"] == records
+    assert isinstance(model, RL2Model)
+    assert model.config.env_name == "bandit"
+    assert model.config.episodes_per_trial == 2
+
+
+def test_training_is_deterministic(tmp_path: Path) -> None:
+    args = RL2Args(
+        env="darkroom",
+        num_envs=8,
+        num_minibatches=2,
+        ppo_epochs=2,
+        episodes_per_trial=2,
+        total_updates=2,
+        hidden_size=16,
+        rnn_type="lstm",
+        seed=3,
+    )
+    runs = []
+    for name in ("a", "b"):
+        records: list[dict[str, Any]] = []
+        model = train_rl2(args, tmp_path / name, on_update=records.append)
+        timing = ("steps_per_second", "elapsed_seconds")
+        runs.append(
+            ([{k: v for k, v in r.items() if k not in timing} for r in records], model.state_dict())
+        )
+    (log_a, state_a), (log_b, state_b) = runs
+    assert log_a == log_b
+    assert len(log_a[0]["mean_return_per_episode"]) == 2
+    assert state_a.keys() == state_b.keys()
+    assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
+    other = train_rl2(RL2Args(**{**vars(args), "seed": 4}), tmp_path / "c")
+    assert not all(torch.equal(state_a[k], v) for k, v in other.state_dict().items())
