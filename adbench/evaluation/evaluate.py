@@ -81,6 +81,14 @@ def benchmark_runs(benchmark: Benchmark, seeds: int, seed: int) -> Runs:
     )
 
 
+def task_mean(values: NDArray[np.float32], task_key: NDArray[np.int64]) -> NDArray[np.float64]:
+    """Each run's row replaced by the mean of the rows of its task."""
+    keys, inverse = np.unique(task_key, return_inverse=True)
+    sums = np.zeros((len(keys), values.shape[1]))
+    np.add.at(sums, inverse, values)
+    return (sums / np.bincount(inverse)[:, None])[inverse]
+
+
 def _shard(runs: Runs) -> tuple[Runs, NDArray[np.int64], Any]:
     """This process's share of the runs under ``accelerate launch`` (all of them otherwise)."""
     from accelerate import PartialState
@@ -182,8 +190,15 @@ def evaluate(
         source_curve = source_returns(benchmark.source, family, runs.tasks, runs.seeds, episodes)
     if policy is None:
         returns = source_curve
-    reference = source_curve if benchmark.normalization == "source" else optimal_return[:, None]
-    normalized = metrics.normalized_scores(returns, random_return[:, None], reference)
+    if benchmark.normalization == "source":
+        # The source's expected curve on each task: its return per episode averaged over the
+        # task's seeds (a single run's return makes a noisy denominator). The source itself
+        # then scores exactly 1 on average on every task, by construction.
+        reference = task_mean(source_curve, runs.task_key)
+    else:
+        reference = optimal_return[:, None]
+    normalized = metrics.normalized_scores(returns, random_return[:, None], reference,
+                                           degenerate="zero")
 
     splits: dict[str, Any] = {}
     for split in benchmark.splits:
