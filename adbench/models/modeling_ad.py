@@ -113,8 +113,17 @@ class ADAttention(nn.Module):
     def attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, bias: torch.Tensor
     ) -> torch.Tensor:
-        dropout = self.attention_dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to(q.dtype), dropout_p=dropout)
+        """Attention of every query over ``k``/``v`` with an additive bias ``[H, Q, K]``.
+
+        Written out rather than through SDPA: with a float mask SDPA takes its math path,
+        which also scans the mask for fully masked rows (there are none: every step sees
+        itself).
+        """
+        scores = torch.matmul(q * self.head_dim**-0.5, k.transpose(-1, -2)) + bias.to(q.dtype)
+        probs = torch.softmax(scores, dim=-1)
+        if self.training and self.attention_dropout > 0:
+            probs = F.dropout(probs, p=self.attention_dropout)
+        y = torch.matmul(probs, v)
         batch, _, steps, _ = y.shape
         return self.dropout(self.out(y.transpose(1, 2).reshape(batch, steps, -1)))
 
