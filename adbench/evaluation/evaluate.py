@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from adbench.distributed import force_cpu_backend
 from adbench.errors import AdbenchError
 from adbench.evaluation import metrics
 from adbench.evaluation.benchmarks import Benchmark
@@ -93,7 +94,7 @@ def _shard(runs: Runs) -> tuple[Runs, NDArray[np.int64], Any]:
     """This process's share of the runs under ``accelerate launch`` (all of them otherwise)."""
     from accelerate import PartialState
 
-    state = PartialState()
+    state = PartialState(cpu=force_cpu_backend())
     rows = np.arange(len(runs))[state.process_index :: state.num_processes]
     return runs.select(rows), rows, state
 
@@ -197,8 +198,9 @@ def evaluate(
         reference = task_mean(source_curve, runs.task_key)
     else:
         reference = optimal_return[:, None]
-    normalized = metrics.normalized_scores(returns, random_return[:, None], reference,
-                                           degenerate="zero")
+    normalized = metrics.normalized_scores(
+        returns, random_return[:, None], reference, degenerate="zero"
+    )
 
     splits: dict[str, Any] = {}
     for split in benchmark.splits:

@@ -6,27 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+from adbench.distributed import force_cpu_backend
 from adbench.fileio import atomic_write_text
 from adbench.provenance import provenance
 
 
 def make_accelerator(gradient_accumulation_steps: int = 1, mixed_precision: str = "no") -> Any:
-    """An Accelerator that also runs data-parallel on CPUs.
-
-    Launched distributed (``accelerate launch --multi_gpu --num_processes N`` or
-    ``torchrun``) on a machine without CUDA, Accelerate picks the gloo CPU backend only when
-    told ``cpu=True``; with CUDA it picks NCCL as usual.
-    """
-    import os
-
-    import torch
+    """An Accelerator that also runs data-parallel on CPUs (see :mod:`adbench.distributed`)."""
     from accelerate import Accelerator
 
-    distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     return Accelerator(
         gradient_accumulation_steps=gradient_accumulation_steps,
         mixed_precision=mixed_precision,
-        cpu=distributed and not torch.cuda.is_available(),
+        cpu=force_cpu_backend(),
     )
 
 

@@ -1,0 +1,252 @@
+"""The evaluation harness: reference policies, determinism, results files, leaderboards,
+sharding, and the errors a submitter meets."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from adbench.errors import AdbenchError
+from adbench.evaluation.benchmarks import get_benchmark
+from adbench.evaluation.evaluate import benchmark_runs, evaluate
+from adbench.evaluation.policies import ModelPolicy, RandomPolicy
+from adbench.evaluation.results import read_results, validate_results, write_results
+from adbench.evaluation.rollout import Prompt, rollout
+from adbench.models import ADConfig, ADModel
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_oracle_scores_one_and_random_about_zero() -> None:
+    bench = get_benchmark("darkroom")
+    optimal = evaluate(bench, "optimal", episodes=5)
+    assert optimal["score"]["iqm"] == pytest.approx(1.0)
+    assert optimal["score"]["iqm_ci"] == pytest.approx([1.0, 1.0])
+    random = evaluate(bench, "random", episodes=20)
+    assert abs(random["score"]["mean"]) < 0.02
+    lo, hi = random["score"]["metrics"]["auc"]["mean_ci"]
+    assert lo - 0.01 <= 0.0 <= hi + 0.01
+
+
+def test_ucb_scores_one_on_the_bandit_normalisation() -> None:
+    results = evaluate(get_benchmark("bandit"), "source", episodes=4, seeds=2)
+    assert results["score"]["mean"] == pytest.approx(1.0, abs=1e-9)
+    for split in ("test-even", "test-uniform", "test-odd"):
+        assert results["splits"][split]["metrics"]["auc"]["mean"] == pytest.approx(1.0, abs=1e-9)
+    assert "cumulative_regret" in results["splits"]["test-even"]
+
+
+def _tiny_ad() -> ADModel:
+    torch.manual_seed(0)
+    config = ADConfig(
+        attention_window=20,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        env_name="darkroom",
+        env_id="adbench/DarkRoom-v0",
+    )
+    return ADModel(config).eval()
+
+
+def test_same_seed_gives_identical_results_and_schema_holds(tmp_path: Path) -> None:
+    bench = get_benchmark("darkroom")
+    a = evaluate(bench, "tiny", model=_tiny_ad(), episodes=3, seeds=2, seed=7)
+    b = evaluate(bench, "tiny", model=_tiny_ad(), episodes=3, seeds=2, seed=7)
+    c = evaluate(bench, "tiny", model=_tiny_ad(), episodes=3, seeds=2, seed=8)
+    for r in (a, b, c):
+        r.pop("date")
+        r.pop("wall_seconds")
+    assert a == b
+    assert a["runs"]["returns"] != c["runs"]["returns"]
+    a["date"], a["wall_seconds"] = "2026-01-01T00:00:00+00:00", 1.0
+    path = write_results(a, tmp_path / "r.json")
+    assert read_results(path)["score"] == a["score"]
+    assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
+    broken = json.loads(path.read_text())
+    broken["settings"]["decoding"] = "beam"
+    with pytest.raises(AdbenchError, match="settings/decoding"):
+        validate_results(broken)
+    del broken["runs"]
+    with pytest.raises(AdbenchError, match="'runs' is a required property"):
+        validate_results(broken)
+
+
+def test_runs_are_independent_of_their_batch_so_sharding_is_exact() -> None:
+    bench = get_benchmark("darkroom")
+    runs = benchmark_runs(bench, seeds=2, seed=0)
+    family = bench.family
+    full = rollout(ModelPolicy(_tiny_ad(), "tiny"), family, runs.tasks, runs.seeds, episodes=2)
+    halves = [
+        rollout(
+            ModelPolicy(_tiny_ad(), "tiny"), family, runs.tasks[i::2], runs.seeds[i::2], episodes=2
+        )
+        for i in range(2)
+    ]
+    np.testing.assert_array_equal(full[0::2], halves[0])
+    np.testing.assert_array_equal(full[1::2], halves[1])
+
+
+def test_prompting_feeds_demonstrations_first() -> None:
+    bench = get_benchmark("darkroom")
+    runs = benchmark_runs(bench, seeds=1, seed=0)
+    plain = rollout(RandomPolicy(), bench.family, runs.tasks, runs.seeds, episodes=2)
+    prompted = rollout(
+        RandomPolicy(),
+        bench.family,
+        runs.tasks,
+        runs.seeds,
+        episodes=2,
+        prompt=Prompt(episodes=2, epsilon=0.0),
+    )
+    assert plain.shape == prompted.shape == (16, 2)
+    assert not np.array_equal(plain, prompted)  # the demonstrations took steps first
+
+
+def test_model_whose_spaces_do_not_fit_fails_before_rollout() -> None:
+    model = _tiny_ad()  # a 9x9 grid model
+    with pytest.raises(
+        AdbenchError, match=r"does not fit adbench/DarkRoomHard-v0.*observation_high"
+    ):
+        evaluate(get_benchmark("darkroom-hard"), "tiny", model=model, episodes=1)
+    with pytest.raises(AdbenchError, match="num_actions"):
+        evaluate(get_benchmark("bandit"), "tiny", model=model, episodes=1)
+
+
+def test_cli_unknown_model_says_where_it_looked_and_how_to_push(tmp_path: Path, cli) -> None:
+    result = cli(
+        "evaluate",
+        "--model",
+        "someone/missing-model",
+        "--hub",
+        str(tmp_path),
+        "--endpoint",
+        "http://127.0.0.1:9",
+    )
+    assert result.returncode == 2
+    assert "someone/missing-model" in result.stderr and "adbench push" in result.stderr
+    assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
+
+
+def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
+    model_dir = tmp_path / "m"
+    _tiny_ad().save_pretrained(model_dir)
+    boards = tmp_path / "boards"
+    hub = tmp_path / "hub"
+    pushed = cli("push", str(model_dir), "--repo", "me/tiny-ad", "--hub", str(hub))
+    assert pushed.returncode == 0, pushed.stderr
+    for model in ("random", "optimal", "me/tiny-ad"):
+        result = cli(
+            "evaluate",
+            "--model",
+            model,
+            "--benchmark",
+            "darkroom",
+            "--episodes",
+            "2",
+            "--seeds",
+            "1",
+            "--hub",
+            str(hub),
+            "--leaderboards",
+            str(boards),
+            "--output",
+            str(tmp_path / "results"),
+            "--submit",
+        )
+        assert result.returncode == 0, result.stderr
+    board = json.loads((boards / "darkroom.json").read_text())
+    assert [e["model_id"] for e in board["entries"]] == ["random", "optimal", "me/tiny-ad"]
+    entry = board["entries"][-1]
+    results = read_results(boards.parent / entry["results_file"])  # stored relative to it
+    assert results["model"]["weights_sha256"] and len(results["model"]["revision"]) == 40
+    shown = cli("leaderboard", "show", "darkroom", "--leaderboards", str(boards))
+    assert shown.returncode == 0
+    assert shown.stdout.index("optimal") < shown.stdout.index("me/tiny-ad")
+    assert "me/tiny-ad" in (boards / "README.md").read_text()
+    (boards / "darkroom.json").write_text("{broken")
+    again = cli(
+        "evaluate",
+        "--model",
+        "random",
+        "--benchmark",
+        "darkroom",
+        "--episodes",
+        "1",
+        "--seeds",
+        "1",
+        "--leaderboards",
+        str(boards),
+        "--output",
+        str(tmp_path / "r2"),
+        "--submit",
+    )
+    assert again.returncode == 2 and "not overwritten" in again.stderr
+    assert (boards / "darkroom.json").read_text() == "{broken"
+
+
+def test_two_process_evaluation_gathers_the_same_results(tmp_path: Path) -> None:
+    model_dir = tmp_path / "m"
+    _tiny_ad().save_pretrained(model_dir)
+    common = [
+        "evaluate",
+        "--model",
+        str(model_dir),
+        "--benchmark",
+        "darkroom",
+        "--episodes",
+        "2",
+        "--seeds",
+        "1",
+        "--seed",
+        "3",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    one = subprocess.run(
+        [sys.executable, "-m", "adbench", *common, "--output", str(tmp_path / "one.json")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "accelerate.commands.launch",
+            "--multi_gpu",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "-m",
+            "adbench",
+            *common,
+            "--output",
+            str(tmp_path / "two.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        stdin=subprocess.DEVNULL,
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    a, b = read_results(tmp_path / "one.json"), read_results(tmp_path / "two.json")
+    assert a["runs"] == b["runs"]
+    assert a["score"] == b["score"]
+    assert (a["settings"]["num_processes"], b["settings"]["num_processes"]) == (1, 2)

@@ -1,0 +1,172 @@
+"""The grid-world source algorithms: tabular Q-learning and batched A2C.
+
+Each (algorithm, family) pair is run once, small, and shared by the tests: it must learn
+(late returns well above early ones, near optimal on Dark Room), learn *gradually* (the
+mean learning curve passes through intermediate values), be reproducible from its seed,
+and yield well-formed episodes whose transitions are the env's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import cache
+
+import numpy as np
+import pytest
+import torch
+from numpy.typing import NDArray
+
+from adbench import AdbenchError, get_family
+from adbench.envs import _grid
+from adbench.sources.a2c import A2C
+from adbench.sources.base import EpisodeBatch, SourceAlgorithm
+from adbench.sources.q_learning import QLearning
+
+ALGORITHMS: dict[str, type[SourceAlgorithm]] = {"q-learning": QLearning, "a2c": A2C}
+FAMILIES = ("darkroom", "darkroom-hard", "key-to-door")
+PAIRS = [(a, f) for a in ALGORITHMS for f in FAMILIES]
+
+# (learners, learning episodes) per pair: as small as still shows the whole rise.
+SIZES: dict[tuple[str, str], tuple[int, int]] = {
+    ("q-learning", "darkroom"): (32, 300),
+    ("q-learning", "darkroom-hard"): (32, 300),
+    ("q-learning", "key-to-door"): (24, 200),
+    ("a2c", "darkroom"): (16, 600),
+    ("a2c", "darkroom-hard"): (16, 500),
+    ("a2c", "key-to-door"): (12, 400),
+}
+EXPERT_EPISODES = 5
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """A2C's tensors here are tiny: torch's thread pool only adds synchronisation, which
+    on a busy 2-core machine made these runs ~50x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tasks_for(family_name: str, count: int) -> NDArray[np.int64]:
+    family = get_family(family_name)
+    tasks = family.split("train")
+    if family_name == "darkroom-hard":
+        # Goals far from the centre are rarely ever reached by undirected exploration in
+        # 20 steps; keep the test's goals within reach of a few hundred episodes.
+        centre = np.array([8, 8])
+        tasks = tasks[_grid.manhattan(tasks, centre) <= 5]
+    return tasks[np.arange(count) % len(tasks)]
+
+
+@cache
+def history(algorithm: str, family_name: str, seed: int = 0) -> tuple[EpisodeBatch, ...]:
+    num_learners, num_episodes = SIZES[algorithm, family_name]
+    source = ALGORITHMS[algorithm]()
+    tasks = tasks_for(family_name, num_learners)
+    family = get_family(family_name)
+    return tuple(source.learn(family, tasks, num_episodes, seed, expert_episodes=EXPERT_EPISODES))
+
+
+def learning_curve(batches: tuple[EpisodeBatch, ...]) -> NDArray[np.float64]:
+    """Mean return over learners of each learning episode."""
+    return np.array([b.returns.mean() for b in batches if not b.expert], dtype=np.float64)
+
+
+@pytest.mark.parametrize(("algorithm", "family_name"), PAIRS)
+def test_learns_gradually(algorithm: str, family_name: str) -> None:
+    curve = learning_curve(history(algorithm, family_name))
+    chunks = np.array([c.mean() for c in np.array_split(curve, 10)])
+    early, late = chunks[0], chunks[-1]
+    family = get_family(family_name)
+    num_learners = SIZES[algorithm, family_name][0]
+    optimal = family.optimal_return(tasks_for(family_name, num_learners)).mean()
+    # Improves: the last 10% of episodes are well above the first 10%.
+    assert late - early > 0.3 * optimal, (algorithm, family_name, chunks)
+    # Gradually: some middle chunk lies clearly between the early and late levels.
+    gap = late - early
+    middle = chunks[1:-1]
+    between = (middle > early + 0.15 * gap) & (middle < late - 0.15 * gap)
+    assert between.any(), (algorithm, family_name, chunks)
+
+
+@pytest.mark.parametrize(("algorithm", "minimum"), [("q-learning", 0.8), ("a2c", 0.8)])
+def test_near_optimal_on_darkroom(algorithm: str, minimum: float) -> None:
+    batches = history(algorithm, "darkroom")
+    curve = learning_curve(batches)
+    num_learners = SIZES[algorithm, "darkroom"][0]
+    optimal = get_family("darkroom").optimal_return(tasks_for("darkroom", num_learners)).mean()
+    assert curve[-len(curve) // 10 :].mean() >= minimum * optimal
+    expert = np.mean([b.returns.mean() for b in batches if b.expert])
+    assert expert >= minimum * optimal
+
+
+@pytest.mark.parametrize(("algorithm", "family_name"), PAIRS)
+def test_episode_batches_are_well_formed(algorithm: str, family_name: str) -> None:
+    batches = history(algorithm, family_name)
+    family = get_family(family_name)
+    num_learners, num_episodes = SIZES[algorithm, family_name]
+    horizon = family.episode_length
+    size = int(family.observation_space.nvec[0])
+    assert [b.episode for b in batches] == list(range(num_episodes + EXPERT_EPISODES))
+    # Expert episodes are flagged and come after every learning episode.
+    assert [b.expert for b in batches] == [False] * num_episodes + [True] * EXPERT_EPISODES
+    for batch in batches[:3] + batches[-3:]:
+        assert batch.observations.shape == (num_learners, horizon, 2)
+        assert batch.observations.dtype == np.int64
+        assert batch.actions.shape == (num_learners, horizon)
+        assert batch.actions.dtype == np.int64
+        assert batch.rewards.shape == (num_learners, horizon)
+        assert batch.rewards.dtype == np.float32
+        assert ((batch.actions >= 0) & (batch.actions < family.num_actions)).all()
+        assert ((batch.observations >= 0) & (batch.observations < size)).all()
+        # Each observation is the previous one moved by the previous action.
+        for t in range(horizon - 1):
+            moved = _grid.move(batch.observations[:, t], batch.actions[:, t], size)
+            np.testing.assert_array_equal(moved, batch.observations[:, t + 1])
+    if family_name == "darkroom":
+        # Every episode starts at the centre; a reward is paid exactly on the goal.
+        tasks = tasks_for(family_name, num_learners)
+        batch = batches[-1]
+        assert (batch.observations[:, 0] == 4).all()
+        landed = _grid.move(batch.observations[:, -1], batch.actions[:, -1], size)
+        on_goal = (landed == tasks).all(axis=1)
+        np.testing.assert_array_equal(batch.rewards[:, -1], on_goal.astype(np.float32))
+
+
+def _run(algorithm: str, family_name: str, seed: int) -> list[EpisodeBatch]:
+    family = get_family(family_name)
+    source = ALGORITHMS[algorithm]()
+    return list(source.learn(family, tasks_for(family_name, 6), 8, seed, expert_episodes=2))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("family_name", ["darkroom", "key-to-door"])
+def test_seed_determines_the_history(algorithm: str, family_name: str) -> None:
+    first, again, other = (_run(algorithm, family_name, s) for s in (3, 3, 4))
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a.observations, b.observations)
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.rewards, b.rewards)
+    assert any(not np.array_equal(a.actions, b.actions) for a, b in zip(first, other, strict=True))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_unknown_hyperparameter_is_an_error(algorithm: str) -> None:
+    with pytest.raises(AdbenchError, match="unknown hyperparameter"):
+        ALGORITHMS[algorithm](no_such_thing=1)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_hyperparameters_override_the_defaults(algorithm: str) -> None:
+    source = ALGORITHMS[algorithm](gamma=0.9)
+    assert source.config.to_dict()["gamma"] == 0.9
+    assert ALGORITHMS[algorithm]().config.to_dict()["gamma"] == 0.99
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_other_families_are_refused(algorithm: str) -> None:
+    family = get_family("bandit")
+    with pytest.raises(AdbenchError, match="does not run on bandit"):
+        tasks = family.split(family.train_split)[:2]
+        next(ALGORITHMS[algorithm]().learn(family, tasks, 2, 0))
