@@ -53,7 +53,6 @@ import torch
 from numpy.typing import NDArray
 
 from adbench.envs.base import EnvFamily
-from adbench.errors import AdbenchError
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
 
 # Largest reward count that still changes what the agent should do, per family.
@@ -193,14 +192,8 @@ class A2C(SourceAlgorithm):
         seed: int,
         expert_episodes: int = 0,
     ) -> Iterator[EpisodeBatch]:
-        self.check_family(family)
-        if num_episodes < 0 or expert_episodes < 0:
-            raise AdbenchError(
-                f"episode counts must be >= 0, got num_episodes={num_episodes}, "
-                f"expert_episodes={expert_episodes}"
-            )
+        tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
         config = self.config
-        tasks = family.validate_tasks(tasks)
         num_learners = len(tasks)
         size = int(family.observation_space.nvec[0])
         memory_cap = MEMORY_CAP[family.name]

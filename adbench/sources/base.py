@@ -79,6 +79,18 @@ class SourceAlgorithm(ABC):
                 f"{', '.join(self.families)}"
             )
 
+    def checked_tasks(
+        self, family: EnvFamily, tasks: NDArray[Any], num_episodes: int, expert_episodes: int
+    ) -> NDArray[Any]:
+        """Check the arguments of a :meth:`learn` call; returns the validated tasks."""
+        self.check_family(family)
+        if num_episodes < 0 or expert_episodes < 0:
+            raise AdbenchError(
+                f"episode counts must be >= 0, got num_episodes={num_episodes}, "
+                f"expert_episodes={expert_episodes}"
+            )
+        return family.validate_tasks(tasks)
+
     @abstractmethod
     def learn(
         self,

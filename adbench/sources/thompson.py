@@ -38,7 +38,7 @@ class ThompsonSampling(SourceAlgorithm):
         seed: int,
         expert_episodes: int = 0,
     ) -> Iterator[EpisodeBatch]:
-        self.check_family(family)
+        tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
         num_learners, num_arms, horizon = len(tasks), family.num_actions, family.episode_length
         env = family.make_batched(tasks, seed=seed)
         rng = np.random.default_rng([seed, 2])
