@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -253,3 +254,45 @@ def test_cli_build_list_show(tmp_path: Path, cli) -> None:
     unknown = cli("datasets", "build", "nope", "--hub", str(tmp_path))
     assert unknown.returncode == 2 and "valid datasets are" in unknown.stderr
     assert "Traceback" not in unknown.stderr
+
+
+def test_cli_push_then_pull_through_a_hub_server(
+    bandit_repo: tuple[Path, Path], tmp_path: Path, cli
+) -> None:
+    from adbench.hub import repo_revision
+    from adbench.hub_server import serving
+
+    hub, repo = bandit_repo
+    env = {
+        **os.environ,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "HF_HUB_OFFLINE": "0",
+        "HF_HOME": str(tmp_path / "hf-home"),
+    }
+    with serving(tmp_path / "remote") as server:
+        pushed = cli(
+            "datasets",
+            "push",
+            "ad-bench/bandit",
+            "--hub",
+            str(hub),
+            "--endpoint",
+            server.url,
+            env=env,
+        )
+        assert pushed.returncode == 0, pushed.stderr
+        pulled = cli(
+            "datasets",
+            "pull",
+            "ad-bench/bandit",
+            "--hub",
+            str(tmp_path / "mine"),
+            "--endpoint",
+            server.url,
+            env=env,
+        )
+        assert pulled.returncode == 0, pulled.stderr
+    copy = tmp_path / "mine" / "datasets" / "ad-bench" / "bandit"
+    assert repo_revision(copy) == repo_revision(repo)
+    ds = adbench.load_dataset("ad-bench/bandit", split="train", hub=tmp_path / "mine")
+    assert ds.num_rows == 6000
