@@ -13,6 +13,13 @@ Usage::
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This folder holds datasets.py, which would shadow the `datasets` package: look here last.
+sys.path.remove(str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))
+
 import argparse
 import subprocess
 import sys
@@ -24,8 +31,6 @@ import gymnasium as gym
 import numpy as np
 from rich.console import Console
 from rich.table import Table
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from adbench.envs import get_family
 from adbench.sources import get_source

@@ -12,6 +12,13 @@ does not depend on the weights).
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This folder holds datasets.py, which would shadow the `datasets` package: look here last.
+sys.path.remove(str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))
+
 import argparse
 import time
 from pathlib import Path
@@ -31,12 +38,17 @@ RECIPE = Path(__file__).resolve().parents[1] / "baselines" / "ad-darkroom.yaml"
 def recipe_model() -> ADModel:
     recipe = yaml.safe_load(RECIPE.read_text())
     torch.manual_seed(0)
-    return ADModel(ADConfig(
-        attention_window=recipe["attention_window"], max_train_steps=recipe["context_steps"],
-        hidden_size=recipe["hidden_size"], num_hidden_layers=recipe["num_hidden_layers"],
-        num_attention_heads=recipe["num_attention_heads"],
-        intermediate_size=recipe["intermediate_size"], env_name="darkroom",
-    )).eval()
+    return ADModel(
+        ADConfig(
+            attention_window=recipe["attention_window"],
+            max_train_steps=recipe["context_steps"],
+            hidden_size=recipe["hidden_size"],
+            num_hidden_layers=recipe["num_hidden_layers"],
+            num_attention_heads=recipe["num_attention_heads"],
+            intermediate_size=recipe["intermediate_size"],
+            env_name="darkroom",
+        )
+    ).eval()
 
 
 def main() -> None:
@@ -54,10 +66,14 @@ def main() -> None:
     seconds = time.perf_counter() - start
     steps = 16 * 5 * args.episodes * bench.family.episode_length
     console = Console(width=120)
-    console.print(f"darkroom protocol, 16 goals x 5 seeds x {args.episodes} episodes = "
-                  f"{steps:,} env steps, torch threads {torch.get_num_threads()}")
-    console.print(f"  AD (window {model.config.attention_window}, {model.config.num_hidden_layers} "
-                  f"layers): {seconds:.1f} s ({steps / seconds:,.0f} env steps/s), target <= 120 s")
+    console.print(
+        f"darkroom protocol, 16 goals x 5 seeds x {args.episodes} episodes = "
+        f"{steps:,} env steps, torch threads {torch.get_num_threads()}"
+    )
+    console.print(
+        f"  AD (window {model.config.attention_window}, {model.config.num_hidden_layers} "
+        f"layers): {seconds:.1f} s ({steps / seconds:,.0f} env steps/s), target <= 120 s"
+    )
     console.print(f"  uniform random policy (harness overhead): {random_seconds:.1f} s")
     console.print(f"  AD score IQM {results['score']['iqm']:.3f}")
 

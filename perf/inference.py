@@ -13,6 +13,13 @@ Usage::
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
+# This folder holds datasets.py, which would shadow the `datasets` package: look here last.
+sys.path.remove(str(Path(__file__).resolve().parent))
+sys.path.append(str(Path(__file__).resolve().parent))
+
 import argparse
 import time
 
