@@ -95,10 +95,18 @@ class ShardResult:
     expert_rows: int
 
 
+ROW_GROUP_BYTES = 32 * 2**20
+
+
 def _write_parquet(table: pa.Table, path: Path) -> None:
+    """Write atomically, with row groups of about ``ROW_GROUP_BYTES``: Parquet keeps levels
+    for every leaf of a nested list, so a 72x96x3 frame is 20,736 leaves, and row groups
+    sized by rows alone would take gigabytes of memory to write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", row_group_size=64 * 1024)
+    bytes_per_row = max(1, table.nbytes // max(1, table.num_rows))
+    rows = int(min(64 * 1024, max(256, ROW_GROUP_BYTES // bytes_per_row)))
+    pq.write_table(table, tmp, compression="zstd", row_group_size=rows)
     os.replace(tmp, path)
 
 
