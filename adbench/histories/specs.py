@@ -143,7 +143,9 @@ DATASETS: dict[str, DatasetSpec] = {
             every=10,
             expert_episodes=2,
             seed=0,
-            histories_per_shard=32,
+            # 8 learners a shard bounds a build's memory: a frame is 20 KB and writing
+            # nested lists to Parquet costs several times the data.
+            histories_per_shard=8,
         ),
     )
 }
