@@ -33,6 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adbench.envs.base import AdbenchError
+from adbench.envs.watermaze import ACTION_NAMES
 
 LEVEL = "contributed/dmlab30/rooms_watermaze"
 HEIGHT, WIDTH = 72, 96
@@ -40,16 +41,7 @@ EPISODE_LENGTH = 50
 ACTION_REPEAT = 4
 LOOK_PIXELS = 20
 
-ACTION_NAMES = (
-    "forward",
-    "backward",
-    "strafe_left",
-    "strafe_right",
-    "turn_left",
-    "turn_right",
-    "forward_turn_left",
-    "forward_turn_right",
-)
+
 # DMLab's action vector, in its action_spec order: LOOK_LEFT_RIGHT_PIXELS_PER_FRAME,
 # LOOK_DOWN_UP_PIXELS_PER_FRAME, STRAFE_LEFT_RIGHT, MOVE_BACK_FORWARD, FIRE, JUMP, CROUCH.
 DMLAB_ACTIONS = np.array(

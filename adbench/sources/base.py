@@ -50,6 +50,16 @@ class SourceConfig:
         return asdict(self)
 
 
+def linear_epsilon(
+    start: float, end: float, decay_fraction: float, episode: int, num_episodes: int
+) -> float:
+    """Exploration rate of learning episode ``episode``: linear from ``start`` to ``end``
+    over the first ``decay_fraction`` of the ``num_episodes``, then flat."""
+    decay_episodes = max(decay_fraction * num_episodes, 1.0)
+    progress = min(episode / decay_episodes, 1.0)
+    return start + progress * (end - start)
+
+
 class SourceAlgorithm(ABC):
     """A source RL algorithm, vectorised over independent learners.
 

@@ -65,7 +65,7 @@ from numpy.typing import NDArray
 
 from adbench.envs.base import EnvFamily
 from adbench.errors import AdbenchError
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
 
 
 @dataclass
@@ -103,9 +103,13 @@ class DQNConfig(SourceConfig):
 
 def epsilon_schedule(config: DQNConfig, episode: int, num_episodes: int) -> float:
     """Epsilon of learning episode ``episode``: linear from start to end, then flat."""
-    decay_episodes = max(config.epsilon_decay_fraction * num_episodes, 1.0)
-    progress = min(episode / decay_episodes, 1.0)
-    return config.epsilon_start + progress * (config.epsilon_end - config.epsilon_start)
+    return linear_epsilon(
+        config.epsilon_start,
+        config.epsilon_end,
+        config.epsilon_decay_fraction,
+        episode,
+        num_episodes,
+    )
 
 
 @contextmanager

@@ -47,7 +47,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adbench.envs.base import EnvFamily
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
 
 # Largest reward count that still changes what the agent should do, per family.
 MEMORY_CAP: dict[str, int] = {"darkroom": 0, "darkroom-hard": 1, "key-to-door": 2}
@@ -71,9 +71,13 @@ class QLearningConfig(SourceConfig):
 
 def epsilon_schedule(config: QLearningConfig, episode: int, num_episodes: int) -> float:
     """Epsilon of learning episode ``episode``: linear from start to end, then flat."""
-    decay_episodes = max(config.epsilon_decay_fraction * num_episodes, 1.0)
-    progress = min(episode / decay_episodes, 1.0)
-    return config.epsilon_start + progress * (config.epsilon_end - config.epsilon_start)
+    return linear_epsilon(
+        config.epsilon_start,
+        config.epsilon_end,
+        config.epsilon_decay_fraction,
+        episode,
+        num_episodes,
+    )
 
 
 def state_index(obs: NDArray[np.int64], memory: NDArray[np.int64], size: int) -> NDArray[np.int64]:
