@@ -1,4 +1,4 @@
-"""The README's main job, end to end. About 15 minutes on 2 cores: marked slow, so the
+"""The README's main job, end to end. About 8 minutes on 2 cores: marked slow, so the
 default test run skips it; run it with ``pytest -m slow``."""
 
 from __future__ import annotations
