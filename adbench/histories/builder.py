@@ -304,19 +304,16 @@ def build_dataset(
         [np.load(state_dir / f"shard-{s:05d}-returns.npy") for s in range(config.num_shards)]
     )
     task_counts = write_tasks_config(family, staging)
-    write_learning_curve(
-        returns,
-        family,
-        tasks[np.arange(config.num_histories) // config.learners],
-        config,
-        staging / CURVE_FILE,
-    )
+    history_tasks = tasks[np.arange(config.num_histories) // config.learners]
+    # Computed once: Watermaze's random return is a Monte Carlo estimate.
+    optimal_mean = float(family.optimal_return(history_tasks).mean())
+    random_mean = float(family.random_return(history_tasks).mean())
+    write_learning_curve(returns, optimal_mean, random_mean, config, staging / CURVE_FILE)
     data_files = sorted(
         str(p.relative_to(staging))
         for p in staging.rglob("*")
         if p.is_file() and not p.relative_to(staging).parts[0].startswith(".")
     )
-    history_tasks = tasks[np.arange(config.num_histories) // config.learners]
     metadata = {
         "metadata_version": METADATA_VERSION,
         "repo_id": repo_id,
@@ -353,8 +350,8 @@ def build_dataset(
         },
         "source_learning_curve": {
             "mean_return_per_episode": np.round(returns.mean(axis=0), 4).tolist(),
-            "optimal_return": round(float(family.optimal_return(history_tasks).mean()), 4),
-            "random_return": round(float(family.random_return(history_tasks).mean()), 4),
+            "optimal_return": round(optimal_mean, 4),
+            "random_return": round(random_mean, 4),
         },
         "checksums": {f: sha256_file(staging / f) for f in data_files},
         "provenance": provenance(),

@@ -10,7 +10,6 @@ import jinja2
 import numpy as np
 from numpy.typing import NDArray
 
-from adbench.envs.base import EnvFamily
 from adbench.errors import AdbenchError
 from adbench.histories.specs import BuildConfig
 
@@ -69,13 +68,13 @@ def render_card(metadata: dict[str, Any]) -> str:
 
 def write_learning_curve(
     returns: NDArray[np.float32],
-    family: EnvFamily,
-    history_tasks: NDArray[Any],
+    optimal_return: float,
+    random_return: float,
     config: BuildConfig,
     path: Path,
 ) -> None:
     """The source's learning curve: mean return per episode over all histories with the
-    10-90% band, the optimal and random references, and the kept episodes marked."""
+    10-90% band, and the mean optimal and random returns of the histories' tasks."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -91,12 +90,8 @@ def write_learning_curve(
         label="10-90% of histories",
     )
     ax.plot(episodes, returns.mean(axis=0), label=f"{config.source} (mean of {len(returns)})")
-    ax.axhline(
-        family.optimal_return(history_tasks).mean(), color="k", ls="--", lw=1, label="optimal"
-    )
-    ax.axhline(
-        family.random_return(history_tasks).mean(), color="gray", ls=":", lw=1, label="random"
-    )
+    ax.axhline(optimal_return, color="k", ls="--", lw=1, label="optimal")
+    ax.axhline(random_return, color="gray", ls=":", lw=1, label="random")
     if config.every > 1:
         ax.set_xlabel(f"episode of the learning history (every {config.every}th is kept)")
     else:
