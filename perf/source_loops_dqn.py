@@ -38,9 +38,9 @@ from adbench.sources.dqn import (
     DQN,
     DQNConfig,
     conv_output_shape,
-    downsample_frames,
     epsilon_schedule,
     frame_shape_for,
+    pooled_frames,
     torch_threads,
 )
 
@@ -110,7 +110,7 @@ def run_one_learner(
     for episode in range(num_episodes):
         epsilon = epsilon_schedule(config, episode, num_episodes)
         obs, _ = env.reset(seed=seed if episode == 0 else None)
-        frame = downsample_frames(obs[None], config.downsample)[0]
+        frame = pooled_frames(obs[None], config.downsample)[0].permute(2, 0, 1)
         found = False
         for _ in range(FAMILY.episode_length):
             with torch.no_grad():
@@ -119,7 +119,7 @@ def run_one_learner(
             action = int(rng.integers(0, num_actions)) if explore else greedy
             obs, reward, _, _, _ = env.step(action)
             returns[episode] += reward
-            next_frame = downsample_frames(obs[None], config.downsample)[0]
+            next_frame = pooled_frames(obs[None], config.downsample)[0].permute(2, 0, 1)
             if not found:
                 buffer_frames[position] = frame
                 buffer_next[position] = next_frame

@@ -11,8 +11,14 @@ import pytest
 
 @pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path: Path, cli) -> None:
-    result = cli("quickstart", "--hub", str(tmp_path / "hub"), "--output", str(tmp_path / "run"),
-                 timeout=3600)
+    result = cli(
+        "quickstart",
+        "--hub",
+        str(tmp_path / "hub"),
+        "--output",
+        str(tmp_path / "run"),
+        timeout=3600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     board = json.loads((tmp_path / "hub" / "leaderboards" / "darkroom.json").read_text())
     ids = [e["model_id"] for e in board["entries"]]

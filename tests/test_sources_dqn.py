@@ -7,12 +7,21 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from adbench.envs import get_family
 from adbench.errors import AdbenchError
 from adbench.sources import get_source
 from adbench.sources.base import EpisodeBatch
-from adbench.sources.dqn import DQN, DQNConfig, epsilon_schedule
+from adbench.sources.dqn import (
+    DQN,
+    BatchedQNetwork,
+    DQNConfig,
+    epsilon_schedule,
+    frame_patches,
+    frame_shape_for,
+    pooled_frames,
+)
 
 FAMILY = get_family("watermaze")
 TASKS = FAMILY.split("train")
@@ -116,3 +125,46 @@ def test_epsilon_schedule() -> None:
     assert epsilon_schedule(config, 25, 100) == pytest.approx(0.55)
     assert epsilon_schedule(config, 50, 100) == pytest.approx(0.1)
     assert epsilon_schedule(config, 99, 100) == pytest.approx(0.1)
+
+
+def reference_q_values(
+    network: BatchedQNetwork, learner: int, frames: torch.Tensor
+) -> torch.Tensor:
+    """Learner ``learner``'s Q-values the plain way: ``conv2d`` layers on ``[B, C, H, W]``
+    frames, with its weights rearranged into conv2d's ``[out, in, kh, kw]`` layout."""
+    hidden = frames.float() / 255.0
+    for layer, patch in enumerate(network.patches):
+        weight = network.weights[layer][learner]  # [(kh, kw, in), out]
+        in_channels = hidden.shape[1]
+        kernel = weight.view(patch, patch, in_channels, -1).permute(3, 2, 0, 1)
+        bias = network.biases[layer][learner, 0]
+        hidden = F.relu(F.conv2d(hidden, kernel, bias, stride=patch))
+    hidden = hidden.permute(0, 2, 3, 1).flatten(1)  # (row, col, channel), as documented
+    hidden = F.relu(hidden @ network.weights[2][learner] + network.biases[2][learner])
+    return hidden @ network.weights[3][learner] + network.biases[3][learner]
+
+
+@pytest.mark.parametrize(
+    ("downsample", "conv1_patch", "conv2_patch"), [(4, 3, 2), (3, 4, 2), (2, 5, 3)]
+)
+def test_batched_network_is_each_learners_conv_network(
+    downsample: int, conv1_patch: int, conv2_patch: int
+) -> None:
+    """Patch convolutions as batched matrix products give every learner exactly the
+    function of its own conv2d network, frames pooled as avg_pool2d pools them (also when
+    the frame does not divide into whole blocks and patches)."""
+    config = DQNConfig(downsample=downsample, conv1_patch=conv1_patch, conv2_patch=conv2_patch)
+    obs = np.random.default_rng(0).integers(0, 256, size=(5, 3, 72, 96, 3), dtype=np.uint8)
+    frame_shape = frame_shape_for((72, 96, 3), config)
+    network = BatchedQNetwork(3, frame_shape, 8, config, torch.Generator().manual_seed(0))
+    patches = torch.stack([frame_patches(obs[:, i], config) for i in range(3)])  # [L, B, P, F]
+    q_values = network(patches)
+    assert q_values.shape == (3, 5, 8)
+    for learner in range(3):
+        chw = torch.from_numpy(obs[:, learner]).permute(0, 3, 1, 2).float()
+        pooled = F.avg_pool2d(chw, downsample).round_().to(torch.uint8)
+        np.testing.assert_array_equal(
+            pooled_frames(obs[:, learner], downsample).permute(0, 3, 1, 2), pooled
+        )
+        expected = reference_q_values(network, learner, pooled)
+        torch.testing.assert_close(q_values[learner], expected, rtol=1e-5, atol=1e-6)
