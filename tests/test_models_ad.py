@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -209,7 +211,13 @@ def test_two_process_accelerate_launch(tiny_dataset: Path, tmp_path: Path) -> No
         "num_hidden_layers: 1\nnum_attention_heads: 2\nwarmup_steps: 1\nlog_every: 2\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
+    # A free port of our own (two test sessions at once must not meet at accelerate's
+    # default 29500), and a session of our own: if a rank hangs, the whole launch is
+    # killed rather than left running after the test.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    launch = subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -219,6 +227,8 @@ def test_two_process_accelerate_launch(tiny_dataset: Path, tmp_path: Path) -> No
             "2",
             "--num_machines",
             "1",
+            "--main_process_port",
+            str(port),
             "--mixed_precision",
             "no",
             "--dynamo_backend",
@@ -238,13 +248,21 @@ def test_two_process_accelerate_launch(tiny_dataset: Path, tmp_path: Path) -> No
             "--output",
             str(tmp_path / "ddp"),
         ],
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=600,
         env=env,
         cwd=REPO_ROOT,
         stdin=subprocess.DEVNULL,
+        start_new_session=True,
     )
+    try:
+        _, stderr = launch.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(launch.pid, signal.SIGKILL)
+        _, stderr = launch.communicate()
+        pytest.fail(f"the 2-process launch did not finish in 300 s: {stderr[-3000:]}")
+    result = subprocess.CompletedProcess(launch.args, launch.returncode, "", stderr)
     assert result.returncode == 0, result.stderr[-3000:]
     log = json.loads((tmp_path / "ddp" / "training_log.json").read_text())
     assert log["compute"]["num_processes"] == 2

@@ -89,6 +89,9 @@ class RollingKVCache:
         distance = (window - 1 - m) % window
         self.ramp = (-slopes[:, None] * distance.to(slopes.dtype)).to(dtype)
         self.first_lap_ramp = self.ramp.masked_fill(m > window - 1, float("-inf"))
+        # Per-layer views, made once: indexing the 5-d buffers every step costs more than
+        # some of the step's arithmetic.
+        self.layers = list(zip(self.keys.unbind(0), self.values.unbind(0), strict=True))
         self.window = window
         self.batch_size = batch_size
         self.position = 0  # absolute position of the next step
@@ -316,19 +319,22 @@ class ADModel(ADPreTrainedModel):
             h = _layer_norm(block.ln_attention, x)
             qkv = F.linear(h, attention.qkv.weight, attention.qkv.bias)
             q, k, v = qkv.view(batch, 3, heads, head_dim).unbind(1)  # each [B, H, D]
-            context.keys[layer, :, :, :, slot] = k
-            context.values[layer, :, :, slot] = v
+            keys, values = context.layers[layer]
+            keys.select(-1, slot).copy_(k)
+            values.select(-2, slot).copy_(v)
             scores = F.embedding_bag(
                 context.key_rows,
-                context.keys[layer].view(-1, window),
+                keys.view(-1, window),
                 context.key_bags,
                 mode="sum",
-                per_sample_weights=(q * head_dim**-0.5).view(-1),
+                per_sample_weights=q.reshape(-1),
             )  # [B * H, window]
-            probs = torch.softmax(scores.view(batch, heads, window).add_(bias), dim=-1)
+            # bias + scores / sqrt(head_dim) in one op (the scale folded into `alpha`).
+            scores = torch.add(bias, scores.view(batch, heads, window), alpha=head_dim**-0.5)
+            probs = torch.softmax(scores, dim=-1)
             y = F.embedding_bag(
                 context.value_rows,
-                context.values[layer].view(-1, head_dim),
+                values.view(-1, head_dim),
                 context.value_bags,
                 mode="sum",
                 per_sample_weights=probs.view(-1),

@@ -39,7 +39,7 @@ linearly, per episode, from ``epsilon_start`` (1.0: uniformly random) to
 while the networks learn from replay. Learning alone is gradual too: with epsilon at its
 floor after 10 episodes, 16 learners took 200 episodes to climb from about 0.2 to 0.8.
 With the defaults, 32 learners over 400 episodes go from 0.19 (random) to 0.99 by
-episode ~280, in about 4-5 minutes on one core of a shared 2-core machine.
+episode ~280, in about 3 minutes on one core of a 2-core machine.
 
 **Threads.** ``learn`` runs torch on ``num_threads`` threads (1 by default) and puts the
 caller's setting back whenever it yields. One thread makes the histories independent of
