@@ -114,7 +114,9 @@ An adbench baseline: {method} trained on {data_line}.
 
 ```python
 from transformers import AutoModel
-model = AutoModel.from_pretrained("<this repo>", trust_remote_code=True)  {load_hint}
+
+{load_hint}
+model = AutoModel.from_pretrained("<this repo>", trust_remote_code=True)
 ```
 
 Score it: `adbench evaluate --model <repo id>`.
