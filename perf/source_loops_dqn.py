@@ -9,10 +9,10 @@ learn from the first step (``learning_starts=0``), so the timing is that of the 
 that fills most of a history (an update every ``train_frequency`` steps), not of the
 short random warm-up.
 
-Expect a small ratio (2.3x measured for 32 learners; 2.5x with updates off): batching
+Expect a small ratio (3.4x measured for 32 learners, 3.6x for 16): batching
 removes Python and dispatch overhead, but most of the time is arithmetic that batching
 does not shrink. The per-learner updates do the same FLOPs either way (a single
-learner's batch of 32 frames already keeps the conv kernels busy), and rendering
+learner's batch of 32 frames already keeps the kernels busy), and rendering
 72x96 frames is per-pixel work: ``perf/envs.py`` gives the Watermaze env alone 2.2x at
 32 envs. Usage::
 
