@@ -8,16 +8,10 @@ absolute numbers). Usage::
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This folder holds datasets.py, which would shadow the `datasets` package: look here last.
-sys.path.remove(str(Path(__file__).resolve().parent))
-sys.path.append(str(Path(__file__).resolve().parent))
-
 import argparse
 import time
 
+import _no_shadow  # noqa: F401  (before any third-party import: see its docstring)
 import gymnasium as gym
 import numpy as np
 from rich.console import Console

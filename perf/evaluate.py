@@ -12,17 +12,11 @@ does not depend on the weights).
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# This folder holds datasets.py, which would shadow the `datasets` package: look here last.
-sys.path.remove(str(Path(__file__).resolve().parent))
-sys.path.append(str(Path(__file__).resolve().parent))
-
 import argparse
 import time
 from pathlib import Path
 
+import _no_shadow  # noqa: F401  (before any third-party import: see its docstring)
 import torch
 import yaml
 from rich.console import Console
