@@ -6,14 +6,15 @@ the exact code that made it.
 
 from __future__ import annotations
 
-import functools
 import platform
 import subprocess
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import adbench
+from adbench.resources import checkout_root
 
 LIBRARIES = (
     "numpy",
@@ -28,29 +29,56 @@ LIBRARIES = (
 )
 
 
-@functools.cache
-def git_revision() -> str:
-    """The git commit of the adbench checkout (with ``-dirty`` when it has uncommitted
-    changes), or ``"unknown"`` for an installed wheel."""
-    root = Path(adbench.__file__).resolve().parents[1]
+CODE_PATHS = ("adbench", "pyproject.toml", "constraints.txt")
+"""What runs, in a checkout: the package, its declared dependencies and their lock."""
+
+
+@dataclass(frozen=True)
+class CodeVersion:
+    """What adbench code ran: its version, and from a git checkout its commit and whether
+    the code was clean: the files of :data:`CODE_PATHS` exactly the commit's (no change,
+    no untracked file). Changes elsewhere (results, boards, docs) cannot move a score, and
+    a submission itself writes there. ``revision`` is None for an installed package
+    (pinned by ``version``)."""
+
+    version: str
+    install: str  # "checkout" or "package"
+    revision: str | None
+    clean: bool | None
+
+    @property
+    def label(self) -> str:
+        """``<commit>``, ``<commit>-dirty``, or ``package <version>``."""
+        if self.revision is None:
+            return f"package {self.version}"
+        return self.revision if self.clean else f"{self.revision}-dirty"
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=True
+    ).stdout.strip()
+
+
+def code_version() -> CodeVersion:
+    """The running adbench: read afresh each call (the tree may change during a session)."""
+    root = checkout_root()
+    if root is None or not (root / ".git").exists():
+        return CodeVersion(adbench.__version__, "package", None, None)
     try:
-        sha = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
+        sha = _git(root, "rev-parse", "HEAD")
+        # An untracked module in the package could run: it counts as a change.
+        changed = _git(root, "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{sha}-dirty" if dirty else sha
+        return CodeVersion(adbench.__version__, "checkout", None, None)
+    return CodeVersion(adbench.__version__, "checkout", sha, not changed)
+
+
+def git_revision() -> str:
+    """The git commit of the adbench checkout (with ``-dirty`` when its code has
+    uncommitted changes), or ``"unknown"`` for an installed package."""
+    version = code_version()
+    return version.label if version.revision else "unknown"
 
 
 def library_versions() -> dict[str, str]:
@@ -64,9 +92,11 @@ def library_versions() -> dict[str, str]:
 
 
 def provenance() -> dict[str, Any]:
+    version = code_version()
     return {
-        "adbench_version": adbench.__version__,
+        "adbench_version": version.version,
         "adbench_git_revision": git_revision(),
+        "adbench_code": asdict(version),
         "libraries": library_versions(),
         "platform": platform.platform(),
     }

@@ -70,7 +70,7 @@ def rollout(model: ADModel, mode: str, num_envs: int, warmup: int, steps: int) -
                     prev_action[:, None],
                     prev_reward[:, None],
                     new_episode[:, None],
-                    past_key_values=cache,
+                    cache=cache,
                 )
                 logits = out.logits[:, -1]
             else:  # recompute the last `window` steps from scratch

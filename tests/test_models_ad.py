@@ -68,9 +68,23 @@ def test_transformers_dynamic_cache_gives_the_same_outputs() -> None:
     outputs = []
     with torch.no_grad():
         for t in range(20):
-            out = model(**{k: v[:, t : t + 1] for k, v in inputs.items()}, past_key_values=cache)
+            out = model(**{k: v[:, t : t + 1] for k, v in inputs.items()}, cache=cache)
+            assert out.cache is cache and out["cache"] is cache
             outputs.append(out.logits[:, 0])
     torch.testing.assert_close(torch.stack(outputs, 1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_the_cache_is_also_accepted_under_its_old_name() -> None:
+    # transformers < 5.24 callers pass `past_key_values`; the output names it `cache` on
+    # every version (5.24's ModelOutput renames the old keyword).
+    model = _tiny_model(window=6)
+    inputs = _inputs(1, 3, seed=2)
+    cache = DynamicCache(config=model.config)
+    with torch.no_grad():
+        out = model(**inputs, past_key_values=cache)
+    assert out.cache is cache and cache.get_seq_length() == 3
+    with pytest.raises(ValueError, match="not both"):
+        model(**inputs, cache=cache, past_key_values=cache)
 
 
 def test_attention_reaches_back_exactly_the_window() -> None:

@@ -28,14 +28,39 @@ def leaderboards_dir(value: str | None) -> Path:
         return Path(value)
     if os.environ.get("ADBENCH_LEADERBOARDS"):
         return Path(os.environ["ADBENCH_LEADERBOARDS"])
-    import adbench
+    from adbench.resources import checkout_root
 
-    repo_dir = Path(adbench.__file__).resolve().parents[1] / "leaderboards"
-    if repo_dir.is_dir():
-        return repo_dir
+    root = checkout_root()
+    if root is not None and (root / "leaderboards").is_dir():
+        return root / "leaderboards"
+    # An installed package's own boards are read-only reference data: submissions go to
+    # the user's local hub.
     from adbench.hub import hub_root
 
     return hub_root() / "leaderboards"
+
+
+def check_clean_for_submission(board_dir: Path) -> None:
+    """A submission to the committed leaderboards must name the exact code that made it: a
+    clean checkout's commit. Raises before any work when the tree has uncommitted changes."""
+    from adbench.provenance import code_version
+    from adbench.resources import checkout_root
+
+    root = checkout_root()
+    if root is None or board_dir.resolve() != (root / "leaderboards").resolve():
+        return
+    version = code_version()
+    if version.clean:
+        return
+    why = (
+        "the checkout's code (adbench/, pyproject.toml, constraints.txt) has uncommitted changes"
+        if version.revision
+        else "its git revision cannot be read"
+    )
+    raise AdbenchError(
+        f"refusing to submit to the committed leaderboards {board_dir}: {why}, so the results "
+        "would pin no code; commit (or stash) first, or pass --allow-dirty to submit anyway"
+    )
 
 
 def model_info(path: Path, model: Any) -> dict[str, Any]:
@@ -92,6 +117,7 @@ def run_evaluation(
     revision: str | None = None,
     device: str | None = None,
     leaderboards: str | None = None,
+    allow_dirty: bool = False,
 ) -> dict[str, Any]:
     """Evaluate and write results (and submit); shared by ``evaluate`` and ``quickstart``."""
     from adbench.evaluation.benchmarks import benchmark_for_env, get_benchmark
@@ -103,6 +129,8 @@ def run_evaluation(
 
     if prompt_episodes < 0 or not 0.0 <= prompt_epsilon <= 1.0:
         raise AdbenchError("--prompt-episodes must be >= 0 and --prompt-epsilon in [0, 1]")
+    if submit and not allow_dirty:
+        check_clean_for_submission(leaderboards_dir(leaderboards))
     loaded, info = None, {}
     if model in REFERENCE_POLICIES:
         if benchmark is None:
@@ -226,6 +254,11 @@ def evaluate_command(
     revision: str = typer.Option(None, "--revision", help="Model revision on the remote hub."),
     device: str = typer.Option(None, "--device", help="torch device, e.g. cuda:0 (default: cpu)."),
     leaderboards: str = LeaderboardsOption,
+    allow_dirty: bool = typer.Option(
+        False,
+        "--allow-dirty",
+        help="Submit to the committed leaderboards from a checkout with uncommitted changes.",
+    ),
 ) -> None:
     """Score a model on a benchmark: held-out tasks, many episodes, context starting empty."""
     run_evaluation(
@@ -245,6 +278,7 @@ def evaluate_command(
         revision,
         device,
         leaderboards,
+        allow_dirty,
     )
 
 

@@ -61,3 +61,35 @@ def list_models(hub: str = HubOption) -> None:
         console.print(
             "no models yet: train one with [bold]adbench train ad[/], then [bold]adbench push[/]"
         )
+
+
+@models_app.command("check-code")
+def check_code(
+    directories: list[str] = typer.Argument(..., help="Model directories to check."),
+    fix: bool = typer.Option(
+        False, "--fix", help="Rewrite differing code files from the installed package."
+    ),
+) -> None:
+    """Check that models carry exactly this adbench's modeling code (what
+    trust_remote_code runs); with --fix, copy it in (weights and config untouched)."""
+    from pathlib import Path
+
+    from adbench.errors import AdbenchError
+    from adbench.models.loading import model_code_differences, sync_model_code
+
+    stale = []
+    for directory in directories:
+        if fix:
+            written = sync_model_code(Path(directory))
+            console.print(f"{directory}: " + (f"rewrote {', '.join(written)}" if written else "ok"))
+            continue
+        differing = model_code_differences(Path(directory))
+        console.print(
+            f"{directory}: " + (f"differs in {', '.join(differing)}" if differing else "ok")
+        )
+        if differing:
+            stale.append(directory)
+    if stale:
+        raise AdbenchError(
+            f"{len(stale)} model(s) carry code that differs from adbench's: rerun with --fix"
+        )

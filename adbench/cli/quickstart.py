@@ -35,19 +35,19 @@ def quickstart(
     ),
 ) -> None:
     """Build a Dark Room dataset, train AD, evaluate, submit, and show the leaderboard."""
-    import adbench
     from adbench.cli.datasets import build as build_command
     from adbench.cli.evaluate import run_evaluation
     from adbench.cli.train import _train_distilled
     from adbench.evaluation.leaderboard import load_leaderboard, render_table
     from adbench.hub import hub_root, local_repo_dir
     from adbench.models.publishing import publish_model
+    from adbench.resources import data_dir, recipe_path
 
     started = time.perf_counter()
     work = Path(output)
     board_dir = Path(leaderboards) if leaderboards else hub_root(hub) / "leaderboards"
     board_dir.mkdir(parents=True, exist_ok=True)
-    official = Path(adbench.__file__).resolve().parents[1] / "leaderboards" / "darkroom.json"
+    official = data_dir("leaderboards") / "darkroom.json"
     if official.exists() and not (board_dir / "darkroom.json").exists():
         shutil.copy(official, board_dir / "darkroom.json")  # rank against the baselines
 
@@ -76,7 +76,7 @@ def quickstart(
     if local_repo_dir(QUICKSTART_MODEL, "model", hub).exists():
         console.print(f"{QUICKSTART_MODEL} is already in the local hub: reusing it")
     else:
-        recipe = Path(adbench.__file__).resolve().parents[1] / "baselines" / "ad-darkroom.yaml"
+        recipe = recipe_path("ad-darkroom")
         _train_distilled(
             "ad", "ad-bench/darkroom", str(recipe), max_steps, str(model_dir), None, hub, None
         )

@@ -18,14 +18,15 @@ train_app = typer.Typer(
 
 
 def read_recipe(path: str | None) -> dict[str, Any]:
-    """A recipe: a YAML mapping of hyperparameter names to values."""
+    """A recipe: a YAML mapping of hyperparameter names to values, given by path or by the
+    name of a baseline recipe (``ad-darkroom``)."""
     if path is None:
         return {}
     import yaml
 
-    recipe = Path(path)
-    if not recipe.is_file():
-        raise AdbenchError(f"recipe {recipe} does not exist: see baselines/ for the recipes")
+    from adbench.resources import recipe_path
+
+    recipe = recipe_path(path)
     try:
         values = yaml.safe_load(recipe.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -100,7 +101,9 @@ def _train_distilled(
 
 
 DatasetOption = typer.Option(None, "--dataset", help="History dataset id, e.g. ad-bench/darkroom.")
-RecipeOption = typer.Option(None, "--recipe", help="Recipe YAML (see baselines/).")
+RecipeOption = typer.Option(
+    None, "--recipe", help="Recipe: a YAML file, or a baseline recipe's name (ad-darkroom, ...)."
+)
 MaxStepsOption = typer.Option(None, "--max-steps", help="Optimiser steps (overrides the recipe).")
 OutputOption = typer.Option(
     ..., "--output", help="Model directory to write (resumes if it holds a checkpoint)."

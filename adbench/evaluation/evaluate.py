@@ -226,6 +226,7 @@ def evaluate(
         "schema": RESULTS_SCHEMA,
         "adbench_version": prov["adbench_version"],
         "adbench_git_revision": prov["adbench_git_revision"],
+        "adbench_code": prov["adbench_code"],
         "libraries": prov["libraries"],
         "platform": prov["platform"],
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

@@ -47,6 +47,16 @@ RESULTS_JSON_SCHEMA: dict[str, Any] = {
         "schema": {"const": "adbench-results/1"},
         "adbench_version": {"type": "string"},
         "adbench_git_revision": {"type": "string"},
+        "adbench_code": {
+            "type": "object",
+            "required": ["version", "install", "revision", "clean"],
+            "properties": {
+                "version": {"type": "string"},
+                "install": {"enum": ["checkout", "package"]},
+                "revision": {"type": ["string", "null"]},
+                "clean": {"type": ["boolean", "null"]},
+            },
+        },
         "libraries": {"type": "object", "additionalProperties": {"type": "string"}},
         "date": {"type": "string"},
         "wall_seconds": {"type": "number", "minimum": 0},

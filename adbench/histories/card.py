@@ -12,8 +12,8 @@ from numpy.typing import NDArray
 
 from adbench.errors import AdbenchError
 from adbench.histories.specs import BuildConfig
+from adbench.resources import data_dir
 
-TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "dataset_cards"
 SIZE_CATEGORIES = [
     (1_000, "n<1K"),
     (10_000, "1K<n<10K"),
@@ -32,14 +32,13 @@ def size_category(rows: int) -> str:
     return "1B<n<10B"
 
 
+def _template_dir() -> Path:
+    return data_dir("dataset_cards")
+
+
 def _environment() -> jinja2.Environment:
-    if not TEMPLATE_DIR.is_dir():
-        raise AdbenchError(
-            f"dataset card templates not found at {TEMPLATE_DIR}: install adbench from its "
-            "repository checkout (pip install -e .)"
-        )
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+        loader=jinja2.FileSystemLoader(_template_dir()),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -56,7 +55,9 @@ def render_card(metadata: dict[str, Any]) -> str:
     try:
         template = env.get_template(f"{name}.md.j2")
     except jinja2.TemplateNotFound as exc:
-        raise AdbenchError(f"no dataset card template {TEMPLATE_DIR / (name + '.md.j2')}") from exc
+        raise AdbenchError(
+            f"no dataset card template {_template_dir() / (name + '.md.j2')}"
+        ) from exc
     counts = metadata["counts"]
     return template.render(
         m=metadata,

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adbench.errors import AdbenchError
+from adbench.fileio import atomic_write_bytes
 from adbench.hub import resolve_repo, validate_repo_id
 
 WEIGHTS_FILE = "model.safetensors"
@@ -97,3 +98,47 @@ def load_model(
     if device:
         loaded = loaded.to(device)
     return loaded.eval()
+
+
+MODEL_CODE_FILES = {
+    "adbench_ad": ("configuration_ad.py", "modeling_ad.py", "observation_encoding.py"),
+    "adbench_rl2": ("configuration_rl2.py", "modeling_rl2.py", "observation_encoding.py"),
+}
+"""The code files a saved model of each built-in type carries (``auto_map`` and its
+relative imports), copies of adbench/models/ made by ``save_pretrained``."""
+
+_PACKAGE_MODELS_DIR = Path(__file__).resolve().parent
+
+
+def model_code_differences(path: Path) -> list[str]:
+    """The code files of a built-in model directory that differ from (or lack) the
+    installed package's: the code a ``trust_remote_code`` user would run must be the code
+    adbench scores with. Empty when the model carries exactly the package's code."""
+    config = check_model_dir(Path(path))
+    model_type = config.get("model_type")
+    if model_type not in MODEL_CODE_FILES:
+        raise AdbenchError(f"{path} is a {model_type!r} model: only adbench's own carry its code")
+    expected = MODEL_CODE_FILES[model_type]
+    differing = [
+        name
+        for name in expected
+        if not (Path(path) / name).is_file()
+        or (Path(path) / name).read_bytes() != (_PACKAGE_MODELS_DIR / name).read_bytes()
+    ]
+    # A stray module (an old file name) would be importable by the model's code too.
+    differing += sorted(p.name for p in Path(path).glob("*.py") if p.name not in expected)
+    return differing
+
+
+def sync_model_code(path: Path) -> list[str]:
+    """Make a built-in model directory carry exactly the package's code files (weights and
+    config untouched); returns the files written or removed."""
+    differing = model_code_differences(path)
+    expected = MODEL_CODE_FILES[check_model_dir(Path(path))["model_type"]]
+    for name in differing:
+        target = Path(path) / name
+        if name in expected:
+            atomic_write_bytes(target, (_PACKAGE_MODELS_DIR / name).read_bytes())
+        else:
+            target.unlink()
+    return differing

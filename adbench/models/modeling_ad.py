@@ -115,12 +115,16 @@ class ADOutput(ModelOutput):
     Args:
         loss: mean cross-entropy of ``actions`` (with the config's label smoothing), if given.
         logits: ``[B, T, num_actions]`` action logits.
-        past_key_values: the updated ``transformers`` cache, when one was passed.
+        cache: the updated ``transformers`` cache, when one was passed.
+
+    The cache field is named ``cache``, not ``past_key_values``: transformers >= 5.24 renames
+    a ``past_key_values`` keyword to ``cache`` in every ``ModelOutput`` constructor, and
+    ``cache`` means the same on every transformers version adbench supports.
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: Any | None = None
+    cache: Any | None = None
 
 
 class ADAttention(nn.Module):
@@ -240,24 +244,31 @@ class ADModel(ADPreTrainedModel):
         prev_rewards: torch.Tensor,
         new_episode: torch.Tensor,
         actions: torch.Tensor | None = None,
-        past_key_values: Any | None = None,
+        cache: Any | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Any | None = None,
     ) -> ADOutput | tuple[Any, ...]:
+        """``cache``: a transformers ``Cache`` (e.g. ``DynamicCache``) to extend with these
+        steps; ``past_key_values`` is its name before transformers 5.24, accepted too."""
+        if past_key_values is not None:
+            if cache is not None:
+                raise ValueError("pass the cache as `cache` or `past_key_values`, not both")
+            cache = past_key_values
         x = self.embedding_dropout(
             self.encoder(observations, prev_actions, prev_rewards, new_episode)
         )
         steps = x.shape[1]
         window = self.config.attention_window
-        start = past_key_values.get_seq_length() if past_key_values is not None else 0
+        start = cache.get_seq_length() if cache is not None else 0
         query_positions = torch.arange(start, start + steps, device=x.device)
 
         def attend_layer(attention: ADAttention, h: torch.Tensor) -> torch.Tensor:
             q, k, v = attention.project(h)
-            if past_key_values is not None:
+            if cache is not None:
                 # transformers' cache returns the keys it keeps (for a sliding layer: at most
                 # the last window - 1 old steps) followed by the new ones.
-                k, v = past_key_values.update(k, v, attention.layer_idx)
+                k, v = cache.update(k, v, attention.layer_idx)
             key_positions = torch.arange(start + steps - k.shape[2], start + steps, device=x.device)
             bias = sliding_alibi_bias(self.slopes, query_positions, key_positions, window)
             return attention.attend(q, k, v, bias)
@@ -271,8 +282,8 @@ class ADModel(ADPreTrainedModel):
                 label_smoothing=self.config.label_smoothing,
             )
         if return_dict is False:
-            return tuple(v for v in (loss, logits, past_key_values) if v is not None)
-        return ADOutput(loss=loss, logits=logits, past_key_values=past_key_values)
+            return tuple(v for v in (loss, logits, cache) if v is not None)
+        return ADOutput(loss=loss, logits=logits, cache=cache)
 
     # --- the policy protocol -----------------------------------------------------------
 

@@ -79,15 +79,19 @@ class RollingKVCache:
         self.key_bags = torch.arange(0, sequences * head_dim, head_dim, **index)
         self.value_rows = torch.arange(sequences * window, **index)
         self.value_bags = torch.arange(0, sequences * window, window, **index)
-        # The ALiBi bias of a query over the slots depends only on its slot once the window
-        # is full: slot j then holds the step (slot - j) % window steps back. One table
-        # [query slot, H, key slot], indexed each step, replaces per-step bias ops. In the
-        # first lap, the slots after the query's are still empty (masked).
+        # Once the window is full, the query in slot s sees in slot j the step
+        # (s - j) % window steps back, so its ALiBi bias [H, window] is a slice of one ramp:
+        # bias[:, j] = ramp[:, window - 1 - s + j], where ramp[:, m] = -slope * distance with
+        # distance (window - 1 - m) % window. In the first lap, slots j > s are still empty:
+        # the same slice of a ramp that is -inf beyond m = window - 1.
         slopes = alibi_slopes(heads).to(device)
-        slots = torch.arange(window, device=device)
-        distance = (slots[:, None] - slots[None, :]) % window
-        self.bias_table = (-slopes[None, :, None] * distance[:, None].to(slopes.dtype)).to(dtype)
-        self.first_lap_empty = slots[None, :] > slots[:, None]  # [query slot, key slot]
+        m = torch.arange(2 * window - 1, device=device)
+        distance = (window - 1 - m) % window
+        self.ramp = (-slopes[:, None] * distance.to(slopes.dtype)).to(dtype)
+        self.first_lap_ramp = self.ramp.masked_fill(m > window - 1, float("-inf"))
+        # Per-layer views, made once: indexing the 5-d buffers every step costs more than
+        # some of the step's arithmetic.
+        self.layers = list(zip(self.keys.unbind(0), self.values.unbind(0), strict=True))
         self.window = window
         self.batch_size = batch_size
         self.position = 0  # absolute position of the next step
@@ -98,11 +102,10 @@ class RollingKVCache:
 
     def bias(self) -> torch.Tensor:
         """The ALiBi bias ``[H, window]`` of this step's query over the slots (``-inf`` on
-        empty slots)."""
-        slot = self.slot
-        if self.position < self.window:
-            return self.bias_table[slot].masked_fill(self.first_lap_empty[slot], float("-inf"))
-        return self.bias_table[slot]
+        empty slots): a view, no per-step computation."""
+        start = self.window - 1 - self.slot
+        ramp = self.first_lap_ramp if self.position < self.window else self.ramp
+        return ramp[:, start : start + self.window]
 
 
 @dataclass
@@ -112,12 +115,16 @@ class ADOutput(ModelOutput):
     Args:
         loss: mean cross-entropy of ``actions`` (with the config's label smoothing), if given.
         logits: ``[B, T, num_actions]`` action logits.
-        past_key_values: the updated ``transformers`` cache, when one was passed.
+        cache: the updated ``transformers`` cache, when one was passed.
+
+    The cache field is named ``cache``, not ``past_key_values``: transformers >= 5.24 renames
+    a ``past_key_values`` keyword to ``cache`` in every ``ModelOutput`` constructor, and
+    ``cache`` means the same on every transformers version adbench supports.
     """
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: Any | None = None
+    cache: Any | None = None
 
 
 class ADAttention(nn.Module):
@@ -237,24 +244,31 @@ class ADModel(ADPreTrainedModel):
         prev_rewards: torch.Tensor,
         new_episode: torch.Tensor,
         actions: torch.Tensor | None = None,
-        past_key_values: Any | None = None,
+        cache: Any | None = None,
         use_cache: bool | None = None,
         return_dict: bool | None = None,
+        past_key_values: Any | None = None,
     ) -> ADOutput | tuple[Any, ...]:
+        """``cache``: a transformers ``Cache`` (e.g. ``DynamicCache``) to extend with these
+        steps; ``past_key_values`` is its name before transformers 5.24, accepted too."""
+        if past_key_values is not None:
+            if cache is not None:
+                raise ValueError("pass the cache as `cache` or `past_key_values`, not both")
+            cache = past_key_values
         x = self.embedding_dropout(
             self.encoder(observations, prev_actions, prev_rewards, new_episode)
         )
         steps = x.shape[1]
         window = self.config.attention_window
-        start = past_key_values.get_seq_length() if past_key_values is not None else 0
+        start = cache.get_seq_length() if cache is not None else 0
         query_positions = torch.arange(start, start + steps, device=x.device)
 
         def attend_layer(attention: ADAttention, h: torch.Tensor) -> torch.Tensor:
             q, k, v = attention.project(h)
-            if past_key_values is not None:
+            if cache is not None:
                 # transformers' cache returns the keys it keeps (for a sliding layer: at most
                 # the last window - 1 old steps) followed by the new ones.
-                k, v = past_key_values.update(k, v, attention.layer_idx)
+                k, v = cache.update(k, v, attention.layer_idx)
             key_positions = torch.arange(start + steps - k.shape[2], start + steps, device=x.device)
             bias = sliding_alibi_bias(self.slopes, query_positions, key_positions, window)
             return attention.attend(q, k, v, bias)
@@ -268,8 +282,8 @@ class ADModel(ADPreTrainedModel):
                 label_smoothing=self.config.label_smoothing,
             )
         if return_dict is False:
-            return tuple(v for v in (loss, logits, past_key_values) if v is not None)
-        return ADOutput(loss=loss, logits=logits, past_key_values=past_key_values)
+            return tuple(v for v in (loss, logits, cache) if v is not None)
+        return ADOutput(loss=loss, logits=logits, cache=cache)
 
     # --- the policy protocol -----------------------------------------------------------
 
@@ -277,7 +291,7 @@ class ADModel(ADPreTrainedModel):
         """An empty in-context memory for ``batch_size`` environments."""
         return RollingKVCache(self.config, batch_size, self.device, self.dtype)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def act_logits(
         self,
         context: RollingKVCache,
@@ -292,16 +306,19 @@ class ADModel(ADPreTrainedModel):
         the last ``attention_window`` steps; the context is updated in place and returned.
 
         The same math as :meth:`forward` in eval mode (no dropout), for one query per
-        sequence, tuned for the CPU, where a step is bound by reading the whole cache and by
-        per-op overhead:
+        sequence. On the CPU a step is bound by reading the whole cache (memory bandwidth)
+        and by per-op overhead, hence:
 
         * Both attention products are ``embedding_bag`` weighted sums of cache rows (scores:
           the query's ``head_dim`` components weight rows of the transposed keys; outputs:
-          the probabilities weight rows of the values): one streaming pass over each, where
-          a batched matmul runs ``batch * heads`` tiny matrix-vector products, 2x slower
-          once the cache outgrows the CPU caches.
+          the probabilities weight rows of the values): one streaming pass over each. A
+          batched matmul instead runs ``batch * heads`` tiny matrix-vector products and is
+          about 2x slower once the cache no longer fits in the CPU caches.
         * Layers are called through ``torch.nn.functional`` on their parameters: a module
           call costs a few microseconds, as much as the op itself at this size.
+        * ``inference_mode`` (not just ``no_grad``) skips autograd bookkeeping per op (~3%);
+          the returned logits are inference tensors (read them, don't modify them in place
+          outside inference mode).
         """
         batch, slot, window = context.batch_size, context.slot, context.window
         heads = self.config.num_attention_heads
@@ -313,19 +330,22 @@ class ADModel(ADPreTrainedModel):
             h = _layer_norm(block.ln_attention, x)
             qkv = F.linear(h, attention.qkv.weight, attention.qkv.bias)
             q, k, v = qkv.view(batch, 3, heads, head_dim).unbind(1)  # each [B, H, D]
-            context.keys[layer, :, :, :, slot] = k
-            context.values[layer, :, :, slot] = v
+            keys, values = context.layers[layer]
+            keys.select(-1, slot).copy_(k)
+            values.select(-2, slot).copy_(v)
             scores = F.embedding_bag(
                 context.key_rows,
-                context.keys[layer].view(-1, window),
+                keys.view(-1, window),
                 context.key_bags,
                 mode="sum",
-                per_sample_weights=(q * head_dim**-0.5).view(-1),
+                per_sample_weights=q.reshape(-1),
             )  # [B * H, window]
-            probs = torch.softmax(scores.view(batch, heads, window).add_(bias), dim=-1)
+            # bias + scores / sqrt(head_dim) in one op (the scale folded into `alpha`).
+            scores = torch.add(bias, scores.view(batch, heads, window), alpha=head_dim**-0.5)
+            probs = torch.softmax(scores, dim=-1)
             y = F.embedding_bag(
                 context.value_rows,
-                context.values[layer].view(-1, head_dim),
+                values.view(-1, head_dim),
                 context.value_bags,
                 mode="sum",
                 per_sample_weights=probs.view(-1),

@@ -96,7 +96,12 @@ class StepEncoder(nn.Module):
         """Inputs with any leading shape ``S`` (e.g. ``[B, T]``) -> ``[*S, hidden]``."""
         lead = prev_actions.shape
         x = self.action_embedding(torch.where(prev_actions < 0, self.num_actions, prev_actions))
-        x = x + self.reward_projection(prev_rewards.unsqueeze(-1).to(x.dtype))
+        # reward_projection is Linear(1, hidden): r * w + b, written as one addcmul (as a
+        # matrix product with an inner dimension of 1 it cost as much as a real layer).
+        projection = self.reward_projection
+        x = x + torch.addcmul(
+            projection.bias, prev_rewards.unsqueeze(-1).to(x.dtype), projection.weight[:, 0]
+        )
         x = x + self.new_episode_embedding(new_episode.long())
         if self.observation_type == "discrete":
             obs = observations.long().reshape(*lead, -1)
