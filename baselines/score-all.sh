@@ -12,13 +12,12 @@ for model in baselines/models/*/; do
 done
 for benchmark in bandit darkroom darkroom-hard key-to-door; do
   for reference in random optimal source; do
-    adbench evaluate --model "$reference" --benchmark "$benchmark" --hub "$hub" \
-      --output leaderboards/results --submit
+    adbench evaluate --model "$reference" --benchmark "$benchmark" --hub "$hub" --submit
   done
 done
 for model in baselines/models/*/; do
   # The benchmark is the model's environment's (its config's env_name).
-  adbench evaluate --model "ad-bench/$(basename "$model")" --hub "$hub" \
-    --output leaderboards/results --submit
+  adbench evaluate --model "ad-bench/$(basename "$model")" --hub "$hub" --submit
 done
 adbench leaderboard readme
+adbench leaderboard verify --hub "$hub"

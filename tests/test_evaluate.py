@@ -17,8 +17,9 @@ from adbench.errors import AdbenchError
 from adbench.evaluation.benchmarks import get_benchmark
 from adbench.evaluation.evaluate import benchmark_runs, evaluate
 from adbench.evaluation.policies import ModelPolicy, RandomPolicy
-from adbench.evaluation.results import read_results, validate_results, write_results
+from adbench.evaluation.results import read_results, read_runs, validate_results, write_results
 from adbench.evaluation.rollout import Prompt, rollout
+from adbench.leaderboards.board import load_board
 from adbench.models import ADConfig, ADModel
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -65,18 +66,29 @@ def test_same_seed_gives_identical_results_and_schema_holds(tmp_path: Path) -> N
     for r in (a, b, c):
         r.pop("date")
         r.pop("wall_seconds")
+    runs_a, runs_b = a.pop("runs"), b.pop("runs")
     assert a == b
-    assert a["runs"]["returns"] != c["runs"]["returns"]
+    for key in ("split", "task_index", "seed", "returns"):
+        np.testing.assert_array_equal(runs_a[key], runs_b[key])
+    assert not np.array_equal(runs_a["returns"], c["runs"]["returns"])
+    assert a["protocol"]["deviations"] == [
+        "--episodes 3 (the benchmark's: 1000)",
+        "--seeds 2 (the benchmark's: 5)",
+        "--seed 7 (the benchmark's: 0)",
+    ]
     a["date"], a["wall_seconds"] = "2026-01-01T00:00:00+00:00", 1.0
-    path = write_results(a, tmp_path / "r.json")
+    path = write_results({**a, "runs": runs_a}, tmp_path / "r.json")
     assert read_results(path)["score"] == a["score"]
+    stored = read_runs(path)
+    np.testing.assert_array_equal(stored["returns"], runs_a["returns"])  # exactly
+    assert stored["returns"].dtype == np.float32
     assert path.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
     broken = json.loads(path.read_text())
-    broken["settings"]["decoding"] = "beam"
-    with pytest.raises(AdbenchError, match="settings/decoding"):
+    broken["protocol"]["decoding"] = "beam"
+    with pytest.raises(AdbenchError, match="protocol/decoding"):
         validate_results(broken)
-    del broken["runs"]
-    with pytest.raises(AdbenchError, match="'runs' is a required property"):
+    del broken["runs_file"]
+    with pytest.raises(AdbenchError, match="'runs_file' is a required property"):
         validate_results(broken)
 
 
@@ -143,54 +155,68 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
     hub = tmp_path / "hub"
     pushed = cli("push", str(model_dir), "--repo", "me/tiny-ad", "--hub", str(hub))
     assert pushed.returncode == 0, pushed.stderr
-    for model in ("random", "optimal", "me/tiny-ad"):
+    common = ("--benchmark", "darkroom", "--hub", str(hub), "--leaderboards", str(boards))
+    for model in ("random", "optimal", "me/tiny-ad"):  # the full protocol: ranked
         result = cli(
             "evaluate",
             "--model",
             model,
-            "--benchmark",
-            "darkroom",
-            "--episodes",
-            "2",
-            "--seeds",
-            "1",
-            "--hub",
-            str(hub),
-            "--leaderboards",
-            str(boards),
+            *common,
             "--output",
             str(tmp_path / "results"),
             "--submit",
         )
         assert result.returncode == 0, result.stderr
-    board = json.loads((boards / "darkroom.json").read_text())
-    assert [e["model_id"] for e in board["entries"]] == ["random", "optimal", "me/tiny-ad"]
-    entry = board["entries"][-1]
-    results = read_results(boards.parent / entry["results_file"])  # stored relative to it
+    board = load_board(boards, "darkroom")
+    assert {e["model_id"] for e in board.entries} == {"random", "optimal", "me/tiny-ad"}
+    entry = next(e for e in board.entries if e["model_id"] == "me/tiny-ad")
+    results = read_results(boards / entry["results_file"])
     assert results["model"]["weights_sha256"] and len(results["model"]["revision"]) == 40
+    assert results["protocol"]["standard"] and results["submission"]["id"] == entry["id"]
     shown = cli("leaderboard", "show", "darkroom", "--leaderboards", str(boards))
     assert shown.returncode == 0
     assert shown.stdout.index("optimal") < shown.stdout.index("me/tiny-ad")
     assert "me/tiny-ad" in (boards / "README.md").read_text()
-    (boards / "darkroom.json").write_text("{broken")
-    again = cli(
-        "evaluate",
-        "--model",
-        "random",
-        "--benchmark",
-        "darkroom",
-        "--episodes",
-        "1",
-        "--seeds",
-        "1",
-        "--leaderboards",
-        str(boards),
-        "--output",
-        str(tmp_path / "r2"),
-        "--submit",
+    verified = cli("leaderboard", "verify", "--leaderboards", str(boards), "--hub", str(hub))
+    assert verified.returncode == 0, verified.stderr
+    assert "3 entries verified" in verified.stdout and "checked" in verified.stdout
+
+    # Non-standard runs are evaluated and saved, never ranked.
+    before = sorted(p.name for p in (boards / "darkroom").iterdir())
+    for extra in (("--episodes", "2"), ("--greedy",), ("--prompt-episodes", "1"), ("--seed", "1")):
+        refused = cli(
+            "evaluate",
+            "--model",
+            "random",
+            *common,
+            *extra,
+            "--output",
+            str(tmp_path / "x"),
+            "--submit",
+        )
+        assert refused.returncode == 2, refused.stderr
+        assert "cannot submit to darkroom v1.0" in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
+    saved = cli(
+        "evaluate", "--model", "random", *common, "--episodes", "2", "--output", str(tmp_path / "x")
     )
-    assert again.returncode == 2 and "not overwritten" in again.stderr
-    assert (boards / "darkroom.json").read_text() == "{broken"
+    assert saved.returncode == 0, saved.stderr
+    (saved_file,) = (tmp_path / "x" / "darkroom").glob("*.json")
+    late = cli("leaderboard", "submit", str(saved_file), "--leaderboards", str(boards))
+    assert late.returncode == 2 and "--episodes 2 (the benchmark's: 1000)" in late.stderr
+    assert sorted(p.name for p in (boards / "darkroom").iterdir()) == before
+
+    # A corrupted entry: the board is refused, and left as it was.
+    corrupted = boards / entry["results_file"]
+    corrupted.write_text("{broken")
+    again = cli(
+        "evaluate", "--model", "random", *common, "--output", str(tmp_path / "r2"), "--submit"
+    )
+    assert again.returncode == 2 and "corrupted" in again.stderr
+    assert corrupted.name in again.stderr
+    assert corrupted.read_text() == "{broken"
+    assert sorted(p.name for p in (boards / "darkroom").iterdir()) == before
 
 
 def test_two_process_evaluation_gathers_the_same_results(tmp_path: Path) -> None:
@@ -247,6 +273,7 @@ def test_two_process_evaluation_gathers_the_same_results(tmp_path: Path) -> None
     )
     assert two.returncode == 0, two.stderr[-2000:]
     a, b = read_results(tmp_path / "one.json"), read_results(tmp_path / "two.json")
-    assert a["runs"] == b["runs"]
+    for key, values in read_runs(tmp_path / "one.json").items():
+        np.testing.assert_array_equal(values, read_runs(tmp_path / "two.json")[key])
     assert a["score"] == b["score"]
     assert (a["settings"]["num_processes"], b["settings"]["num_processes"]) == (1, 2)

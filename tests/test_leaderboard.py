@@ -1,282 +1,293 @@
-"""Leaderboard files: round trip, ranking, reference replacement, locking, corruption, README."""
+"""Leaderboards: entries as files, a binding protocol, ranking within a version,
+verification of every number from the stored curves, and the committed boards."""
 
 from __future__ import annotations
 
+import copy
 import json
-import subprocess
-import sys
 import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from conftest import REPO_ROOT
 from rich.console import Console
 
 from adbench.errors import AdbenchError
-from adbench.evaluation import leaderboard as lb
+from adbench.evaluation.benchmarks import get_benchmark, runs_from_records
+from adbench.evaluation.evaluate import evaluate, score_returns
+from adbench.evaluation.results import read_results, runs_path, upgrade_v1, write_results
+from adbench.leaderboards import board as lb
+from adbench.leaderboards.render import render_readme, render_table, write_readme
+from adbench.leaderboards.verify import verify_boards
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+COMMITTED = REPO_ROOT / "leaderboards"
 
 
-def make_entry(model_id: str = "org/ad-darkroom", score: float = 0.5, **overrides: Any) -> dict:
-    entry = {
-        "model_id": model_id,
-        "model_revision": "0123456789abcdef0123456789abcdef01234567",
+@pytest.fixture(scope="module")
+def random_results() -> dict[str, Any]:
+    """The random reference on the full darkroom protocol (about two seconds)."""
+    return evaluate(get_benchmark("darkroom"), "random")
+
+
+def results_of(base: dict[str, Any], model_id: str, shift: float = 0.0) -> dict[str, Any]:
+    """A model's results whose curves are the random reference's plus ``shift`` (capped at
+    the optimal return), scored by the benchmark's own scoring: a consistent record."""
+    bench = get_benchmark("darkroom")
+    record = copy.deepcopy(base)
+    runs = record["runs"]
+    stored = runs_from_records(bench, runs["split"], runs["task_index"], runs["seed"])
+    cap = bench.family.optimal_return(stored.tasks)[:, None]
+    returns = np.minimum(runs["returns"] + np.float32(shift), cap).astype(np.float32)
+    record.update(score_returns(bench, stored, returns, seed=0))
+    record["runs"] = {**runs, "returns": returns}
+    record["model"] = {
+        "id": model_id,
         "kind": "model",
-        "score_iqm": score,
-        "score_iqm_ci": [score - 0.04, score + 0.04],
-        "final_iqm": score + 0.1,
-        "improvement_iqm": 0.3,
-        "episodes": 1000,
-        "seeds": 5,
-        "date": "2025-11-21T12:00:00+00:00",
-        "results_file": None,
-        "benchmark_version": "1.0",
-        "adbench_version": "0.1.0",
-        "decoding": "sample",
+        "revision": "ab" * 20,
+        "weights_sha256": "cd" * 32,
     }
-    entry.update(overrides)
-    return entry
+    return record
 
 
-def reference(model_id: str, score: float, **overrides: Any) -> dict:
-    return make_entry(model_id, score, kind="reference", model_revision=None, **overrides)
+def saved(record: dict[str, Any], directory: Path, name: str) -> Path:
+    return write_results(record, directory / f"{name}.json", plot=False)
 
 
-def test_missing_board_is_empty(tmp_path: Path) -> None:
-    board = lb.load_leaderboard(tmp_path / "leaderboards", "darkroom")
-    assert board == {"schema": "adbench-leaderboard/1", "benchmark": "darkroom", "entries": []}
-    assert not (tmp_path / "leaderboards").exists()
+def test_an_entry_is_two_new_files_and_the_board_is_derived(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    boards = tmp_path / "boards"
+    results = saved(random_results, tmp_path / "results", "random")
+    row = lb.submit(boards, results)
+    assert row["new"] and row["kind"] == "reference" and len(row["id"]) == 16
+    files = sorted(p.name for p in (boards / "darkroom").iterdir() if not p.name.startswith("."))
+    assert files == [f"random-{row['id'][:8]}.json", f"random-{row['id'][:8]}.runs.parquet"]
+    stored = read_results(boards / row["results_file"])
+    assert stored["submission"]["id"] == row["id"] == lb.entry_id(stored)
+    assert stored["score"] == read_results(results)["score"]
+    board = lb.load_board(boards, "darkroom")
+    assert [e["id"] for e in board.entries] == [row["id"]] and board.older == []
+    # Submitting the same entry again changes nothing.
+    again = lb.submit(boards, results)
+    assert not again["new"] and again["id"] == row["id"]
+    assert len(list((boards / "darkroom").glob("*.json"))) == 1
 
 
-def test_submit_then_load_round_trips(tmp_path: Path) -> None:
-    entry = make_entry(results_file=str(tmp_path / "results" / "darkroom" / "x.json"))
-    stored = lb.submit(tmp_path / "leaderboards", "darkroom", entry)
-    assert len(stored["id"]) == 32  # uuid4 hex
-    # Inside the leaderboards folder's parent: stored relative to it.
-    assert stored["results_file"] == "results/darkroom/x.json"
-    board = lb.load_leaderboard(tmp_path / "leaderboards", "darkroom")
-    assert board["schema"] == "adbench-leaderboard/1"
-    assert board["benchmark"] == "darkroom"
-    assert board["entries"] == [stored]
-    assert {k: v for k, v in stored.items() if k not in ("id", "results_file")} == {
-        k: v for k, v in entry.items() if k != "results_file"
-    }
-    on_disk = json.loads((tmp_path / "leaderboards" / "darkroom.json").read_text())
-    assert on_disk == board
-    # A given id and date are kept; outside results paths too.
-    kept = lb.submit(
-        tmp_path / "leaderboards",
-        "darkroom",
-        make_entry(id="abc", results_file="/elsewhere/r.json") | {"date": "2024-01-02"},
-    )
-    assert (kept["id"], kept["date"], kept["results_file"]) == (
-        "abc",
-        "2024-01-02",
-        "/elsewhere/r.json",
-    )
+def test_ranking_within_the_current_version_and_older_ones_apart(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    boards = tmp_path / "boards"
+    lb.submit(boards, saved(random_results, tmp_path, "random"))
+    for model_id, shift in (("b", 2.0), ("a", 6.0), ("d", 1.0)):
+        lb.submit(boards, saved(results_of(random_results, model_id, shift), tmp_path, model_id))
+    # An entry of an older protocol version, as committed before the version changed.
+    older = saved(results_of(random_results, "old", 9.0), tmp_path, "old")
+    summary = read_results(older)
+    summary["benchmark"]["version"] = "0.9"
+    summary["runs_file"]["name"] = "old-00000000.runs.parquet"
+    (boards / "darkroom" / "old-00000000.json").write_text(json.dumps(summary))
+    (boards / "darkroom" / "old-00000000.runs.parquet").write_bytes(runs_path(older).read_bytes())
+    copied = older.with_name("old-copy.json")
+    copied.write_text(json.dumps(summary))
+    runs_path(copied).write_bytes(runs_path(older).read_bytes())
+    with pytest.raises(AdbenchError, match=r"made under darkroom v0\.9.*ranks v1\.0"):
+        lb.submit(tmp_path / "other", copied)
 
-
-def test_submit_fills_date_and_rejects_bad_entries(tmp_path: Path) -> None:
-    entry = make_entry()
-    del entry["date"]
-    stored = lb.submit(tmp_path, "bandit", entry)
-    assert stored["date"].endswith("+00:00")
-    with pytest.raises(AdbenchError, match="lacks score_iqm"):
-        lb.submit(tmp_path, "bandit", {k: v for k, v in make_entry().items() if k != "score_iqm"})
-    with pytest.raises(AdbenchError, match="kind must be"):
-        lb.submit(tmp_path, "bandit", make_entry(kind="baseline"))
-    with pytest.raises(AdbenchError, match="score_iqm_ci"):
-        lb.submit(tmp_path, "bandit", make_entry(score_iqm_ci=[0.1]))
-    with pytest.raises(AdbenchError, match="exists"):
-        lb.submit(tmp_path, "bandit", make_entry(id=stored["id"]))
-    with pytest.raises(AdbenchError, match="invalid benchmark name"):
-        lb.submit(tmp_path, "../escape", make_entry())
-    assert len(lb.load_leaderboard(tmp_path, "bandit")["entries"]) == 1
-
-
-def test_ranking_order(tmp_path: Path) -> None:
-    for entry in (
-        make_entry("b", 0.60),
-        reference("optimal", 1.0),
-        make_entry("a", 0.80),
-        reference("random", 0.0),
-        make_entry("c", 0.60, final_iqm=0.9),  # ties with b on score, better final
-        make_entry("d", 0.10),
-    ):
-        lb.submit(tmp_path, "darkroom", entry)
-    rows = lb.ranked(lb.load_leaderboard(tmp_path, "darkroom"))
+    board = lb.load_board(boards, "darkroom")
+    rows = lb.ranked(board.entries)
     assert [(r["model_id"], r["rank"]) for r in rows] == [
-        ("optimal", None),
         ("a", 1),
-        ("c", 2),
-        ("b", 3),
-        ("d", 4),
+        ("b", 2),
+        ("d", 3),
         ("random", None),
     ]
+    assert [e["model_id"] for e in board.older] == ["old"]  # never ranked with v1.0
+    console = Console(record=True, width=200)
+    render_table(board, console)
+    text = console.export_text()
+    assert text.index("a@abababab") < text.index("b@abababab") < text.index("(reference)")
+    assert "darkroom v0.9 (an older protocol: not ranked)" in text
+    readme = render_readme(boards)
+    assert readme.index("## darkroom v1.0") < readme.index("### darkroom v0.9")
+    assert "old@abababab" in readme.split("### darkroom v0.9")[1]
 
 
-def test_reference_replacement(tmp_path: Path) -> None:
-    lb.submit(tmp_path, "darkroom", reference("random", 0.01))
-    lb.submit(tmp_path, "darkroom", reference("optimal", 1.0))
-    newer = lb.submit(tmp_path, "darkroom", reference("random", 0.02))
-    other_version = lb.submit(
-        tmp_path, "darkroom", reference("random", 0.03, benchmark_version="2.0")
+def test_a_reference_replaces_its_older_entries(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    boards = tmp_path / "boards"
+    first = lb.submit(boards, saved(random_results, tmp_path, "r1"))
+    changed = copy.deepcopy(random_results)
+    changed["date"] = "2030-01-01T00:00:00+00:00"
+    changed["runs"]["returns"] = np.roll(changed["runs"]["returns"], 1, axis=1)
+    bench = get_benchmark("darkroom")
+    runs = runs_from_records(
+        bench, changed["runs"]["split"], changed["runs"]["task_index"], changed["runs"]["seed"]
     )
-    first = lb.submit(tmp_path, "darkroom", make_entry("m", 0.5))
-    second = lb.submit(tmp_path, "darkroom", make_entry("m", 0.5))  # models are never replaced
-    entries = lb.load_leaderboard(tmp_path, "darkroom")["entries"]
-    randoms = [e for e in entries if e["model_id"] == "random"]
-    assert sorted(e["id"] for e in randoms) == sorted([newer["id"], other_version["id"]])
-    assert [e["model_id"] for e in entries].count("optimal") == 1
-    assert {first["id"], second["id"]} <= {e["id"] for e in entries}
-    assert len(entries) == 5
+    changed.update(score_returns(bench, runs, changed["runs"]["returns"], seed=0))
+    second = lb.submit(boards, saved(changed, tmp_path, "r2"))
+    model = lb.submit(boards, saved(results_of(random_results, "m", 1.0), tmp_path, "m"))
+    ids = {e["id"] for e in lb.load_board(boards, "darkroom").entries}
+    assert ids == {second["id"], model["id"]} and first["id"] != second["id"]
+    assert not (boards / first["results_file"]).exists()
+    assert not runs_path(boards / first["results_file"]).exists()
 
 
-_WORKER = """
-import json, sys
-from pathlib import Path
-from adbench.evaluation.leaderboard import submit
-directory, count, name, template = sys.argv[1:5]
-for i in range(int(count)):
-    submit(Path(directory), "darkroom", {**json.loads(template), "model_id": f"{name}-{i}"})
-"""
-
-
-def test_concurrent_process_submissions_are_all_kept(tmp_path: Path) -> None:
-    count = 20
-    template = json.dumps(make_entry())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-c", _WORKER, str(tmp_path), str(count), f"proc-{n}", template],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO_ROOT,
-        )
-        for n in range(2)
+def test_concurrent_submissions_are_all_kept(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    boards = tmp_path / "boards"
+    files = [
+        saved(results_of(random_results, f"org/m{i}", 0.5 * i), tmp_path, f"m{i}") for i in range(6)
     ]
-    for proc in procs:
-        _, err = proc.communicate(timeout=300)
-        assert proc.returncode == 0, err
-    entries = lb.load_leaderboard(tmp_path, "darkroom")["entries"]
-    assert sorted(e["model_id"] for e in entries) == sorted(
-        f"proc-{n}-{i}" for n in range(2) for i in range(count)
-    )
-    assert len({e["id"] for e in entries}) == 2 * count
-    leftovers = [p.name for p in tmp_path.iterdir() if p.name != "darkroom.json"]
-    assert leftovers == [".darkroom.lock"]  # no temporary files left behind
-
-
-def test_concurrent_thread_submissions_are_all_kept(tmp_path: Path) -> None:
     errors: list[BaseException] = []
 
-    def work(n: int) -> None:
+    def worker(path: Path) -> None:
         try:
-            for i in range(15):
-                lb.submit(tmp_path, "darkroom", make_entry(f"thread-{n}-{i}", 0.5))
-        except BaseException as error:  # pragma: no cover - reported below
-            errors.append(error)
+            lb.submit(boards, path, verify=False)
+            write_readme(boards)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    threads = [threading.Thread(target=worker, args=(path,)) for path in files]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert not errors
-    assert len(lb.load_leaderboard(tmp_path, "darkroom")["entries"]) == 60
+    assert errors == []
+    assert len(lb.load_board(boards, "darkroom").entries) == 6
+    readme = (boards / "README.md").read_text()
+    assert all(f"org/m{i}@" in readme for i in range(6))
 
 
-@pytest.mark.parametrize(
-    ("content", "detail"),
-    [
-        (b'{"schema": "adbench-leaderboard/1", "benchmark": "darkroom", "entries": [', "invalid"),
-        (b"\xff\xfe not utf-8", "invalid JSON"),
-        (b'{"schema": "adbench-leaderboard/9", "benchmark": "darkroom", "entries": []}', "schema"),
-        (b'{"schema": "adbench-leaderboard/1", "benchmark": "bandit", "entries": []}', "bandit"),
-        (b'{"schema": "adbench-leaderboard/1", "benchmark": "darkroom"}', "entries"),
-        (b"[]", "not an object"),
-    ],
-)
-def test_corrupted_board_is_never_overwritten(tmp_path: Path, content: bytes, detail: str) -> None:
-    path = tmp_path / "darkroom.json"
-    path.write_bytes(content)
-    with pytest.raises(AdbenchError, match="not overwritten") as info:
-        lb.load_leaderboard(tmp_path, "darkroom")
-    assert str(path) in str(info.value) and detail in str(info.value)
-    assert "\n" not in str(info.value)
-    with pytest.raises(AdbenchError, match="corrupted"):
-        lb.submit(tmp_path, "darkroom", make_entry())
-    with pytest.raises(AdbenchError, match="corrupted"):
-        lb.write_readme(tmp_path)
-    assert path.read_bytes() == content
-    assert not (tmp_path / "README.md").exists()
+def test_submit_refuses_what_is_not_the_protocol(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    boards = tmp_path / "boards"
+    short = evaluate(get_benchmark("darkroom"), "random", episodes=3)
+    with pytest.raises(AdbenchError, match=r"--episodes 3 \(the benchmark's: 1000\)"):
+        lb.submit(boards, saved(short, tmp_path, "short"))
+    greedy = evaluate(get_benchmark("darkroom"), "optimal", episodes=3, greedy=True)
+    with pytest.raises(AdbenchError, match="decoding greedy"):
+        lb.submit(boards, saved(greedy, tmp_path, "greedy"))
+    forged = copy.deepcopy(random_results)
+    forged["protocol"]["runs_fingerprint"] = "0" * 16
+    with pytest.raises(AdbenchError, match=r"tasks and seeds \(fingerprint 0000000000000000\)"):
+        lb.submit(boards, saved(forged, tmp_path, "forged"))
+    edited = copy.deepcopy(random_results)
+    edited["score"]["iqm"] = 0.5
+    with pytest.raises(AdbenchError, match=r"its score IQM is 0\.5, but its curves give"):
+        lb.submit(boards, saved(edited, tmp_path, "edited"))
+    assert not boards.exists() or not list(boards.rglob("*.json"))
 
 
-def test_entry_missing_key_is_corruption(tmp_path: Path) -> None:
-    lb.submit(tmp_path, "darkroom", make_entry())
-    path = tmp_path / "darkroom.json"
-    board = json.loads(path.read_text())
-    del board["entries"][0]["seeds"]
-    path.write_text(json.dumps(board))
-    content = path.read_bytes()
-    with pytest.raises(AdbenchError, match="lacks seeds"):
-        lb.submit(tmp_path, "darkroom", make_entry())
-    assert path.read_bytes() == content
+def _board_with_one_model(tmp_path: Path, random_results: dict[str, Any]) -> tuple[Path, Path]:
+    boards = tmp_path / "boards"
+    row = lb.submit(boards, saved(results_of(random_results, "org/m", 3.0), tmp_path, "m"))
+    assert verify_boards(boards)[0].model_id == "org/m"
+    return boards, boards / row["results_file"]
 
 
-def test_render_table(tmp_path: Path) -> None:
-    lb.submit(tmp_path, "darkroom", make_entry("org/ad", 0.83, score_iqm_ci=[0.79, 0.87]))
-    lb.submit(tmp_path, "darkroom", reference("random", 0.0, score_iqm_ci=[0.0, 0.0]))
-    console = Console(record=True, width=200)
-    table = lb.render_table(lb.load_leaderboard(tmp_path, "darkroom"), console)
-    text = console.export_text()
-    assert "0.83 [0.79, 0.87]" in text
-    assert "org/ad@01234567" in text
-    assert "random (reference)" in text
-    assert [c.header for c in table.columns] == list(lb._COLUMNS)
-    assert [row.style for row in table.rows] == [None, "dim italic"]
-
-    empty = Console(record=True, width=200)
-    lb.render_table(lb.load_leaderboard(tmp_path, "bandit"), empty)
-    assert "no entries yet" in empty.export_text()
-
-
-def test_readme_lists_every_entry(tmp_path: Path) -> None:
-    entries = {
-        "darkroom": [
-            make_entry("org/ad-darkroom", 0.83, score_iqm_ci=[0.79, 0.87]),
-            make_entry("org/rl2|pipe", 0.41),
-            reference("random", 0.0),
-            reference("optimal", 1.0),
-        ],
-        "bandit": [make_entry("org/ad-bandit", 0.66), reference("source", 1.0)],
-    }
-    for benchmark, items in entries.items():
-        for entry in items:
-            lb.submit(tmp_path, benchmark, entry)
-    path = lb.write_readme(tmp_path)
-    assert path == tmp_path / "README.md"
-    text = path.read_text()
-    assert text == lb.render_readme(tmp_path)
-    assert text.index("## bandit") < text.index("## darkroom")
-    assert "(R - random) / (reference - random)" in text
-    assert "stratified-bootstrap" in text
-    assert "adbench evaluate --model ID --benchmark NAME --submit" in text
-    assert (
-        "| 1 | `org/ad-darkroom@01234567` | 0.83 [0.79, 0.87] | 0.93 | 0.30 | 1000 | 2025-11-21 |"
-        in text
+def test_verify_names_an_entry_whose_curves_were_edited(
+    tmp_path: Path, random_results: dict[str, Any], cli
+) -> None:
+    boards, entry = _board_with_one_model(tmp_path, random_results)
+    curves = runs_path(entry)
+    table = pq.read_table(curves)
+    returns = np.stack(table.column("returns").to_numpy(zero_copy_only=False))
+    returns[0, 0] += 1
+    flat = pa.array(returns.reshape(-1), type=table.schema.field("returns").type.value_type)
+    edited = table.set_column(
+        3, "returns", pa.FixedSizeListArray.from_arrays(flat, returns.shape[1])
     )
-    assert "org/rl2\\|pipe" in text
-    for model_id in ("random", "optimal", "source"):
-        assert f"*{model_id} (reference)*" in text
-    assert "org/ad-bandit" in text
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line]
-    assert len(rows) == 6 + 2  # every entry + one header per board
-    # Regenerating is deterministic.
-    lb.write_readme(tmp_path)
-    assert path.read_text() == text
+    pq.write_table(edited, curves)
+    result = cli("leaderboard", "verify", "--leaderboards", str(boards))
+    assert result.returncode == 2
+    assert f"entry darkroom/{entry.name}" in result.stderr and "sha256 differs" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
-def test_readme_without_boards(tmp_path: Path) -> None:
-    assert "No leaderboards yet." in lb.render_readme(tmp_path)
+def test_verify_names_an_edited_score_a_missing_file_and_a_corrupted_entry(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    boards, entry = _board_with_one_model(tmp_path, random_results)
+    original = entry.read_text()
+    summary = json.loads(original)
+    summary["score"]["final_iqm"] += 0.01
+    entry.write_text(json.dumps(summary))
+    with pytest.raises(AdbenchError, match=rf"entry darkroom/{entry.name}: its final IQM is"):
+        verify_boards(boards)
+    summary["score"]["final_iqm"] -= 0.01
+    summary["model"]["revision"] = "ef" * 20  # the entry no longer names what was scored
+    entry.write_text(json.dumps(summary))
+    with pytest.raises(AdbenchError, match="does not match its model and curves"):
+        verify_boards(boards)
+    entry.write_text(original)
+    curves = runs_path(entry).read_bytes()
+    runs_path(entry).unlink()
+    with pytest.raises(AdbenchError, match=r"per-run curves .*\.runs\.parquet are missing"):
+        verify_boards(boards, "darkroom")
+    runs_path(entry).write_bytes(curves)
+    entry.write_text(original[: len(original) // 2])
+    with pytest.raises(AdbenchError, match=rf"entry darkroom/{entry.name}: cannot read"):
+        verify_boards(boards)
+    with pytest.raises(AdbenchError, match=r"corrupted.*restore it from git"):
+        lb.load_board(boards, "darkroom")
+
+
+def test_a_v1_results_file_converts_with_the_same_scores(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    v1 = {k: v for k, v in copy.deepcopy(random_results).items() if k != "protocol"}
+    v1.update(
+        schema="adbench-results/1",
+        benchmark={**v1["benchmark"], "episodes": 1000, "seeds": 5},
+        settings={**v1["settings"], "seed": 0, "decoding": "sample", "prompt": None},
+        runs={
+            "split": v1["runs"]["split"].tolist(),
+            "task_index": v1["runs"]["task_index"].tolist(),
+            "seed": v1["runs"]["seed"].tolist(),
+            "returns": np.round(v1["runs"]["returns"], 4).tolist(),
+        },
+    )
+    del v1["adbench_code"]
+    v1["adbench_git_revision"] = "a" * 40
+    converted = upgrade_v1(v1)
+    assert converted["protocol"]["standard"]
+    assert converted["adbench_code"]["clean"] is True
+    path = saved(converted, tmp_path, "converted")
+    row = lb.submit(tmp_path / "boards", path)  # verified: the scores follow from the curves
+    assert row["score_iqm"] == random_results["score"]["iqm"]
+
+
+# --- the committed boards ---------------------------------------------------------------
+
+
+def test_every_committed_entry_verifies() -> None:
+    verified = verify_boards(COMMITTED)
+    assert {v.benchmark for v in verified} == {"bandit", "darkroom", "darkroom-hard", "key-to-door"}
+    for entry in verified:
+        assert entry.current_version
+        if entry.model_id.startswith("ad-bench/"):
+            assert entry.model_checked, entry  # weights and revision of baselines/models/
+
+
+def test_committed_entries_name_clean_code_and_rank_within_one_version() -> None:
+    for name in lb.board_names(COMMITTED):
+        board = lb.load_board(COMMITTED, name)
+        assert board.older == []
+        assert {e["benchmark_version"] for e in board.entries} == {board.benchmark.version}
+        for summary in board.summaries.values():
+            assert summary["adbench_code"]["clean"] is True, summary["model"]["id"]
+            assert not summary["adbench_git_revision"].endswith("-dirty")
+
+
+def test_the_committed_readme_is_current_and_the_folder_is_small() -> None:
+    assert (COMMITTED / "README.md").read_text() == render_readme(COMMITTED)
+    tracked = [p for p in COMMITTED.rglob("*") if p.is_file() and not p.name.startswith(".")]
+    assert sum(p.stat().st_size for p in tracked) <= 3 * 1024 * 1024
+    assert not [p for p in tracked if p.suffix == ".png"]

@@ -107,5 +107,5 @@ def test_other_boards_take_submissions_from_any_tree(checkout: Path, tmp_path: P
     module = checkout / "adbench" / "errors.py"
     module.write_text(module.read_text() + "\n# an uncommitted change\n")
     own = tmp_path / "my-boards"
-    result = _adbench(checkout, *SUBMIT, "--episodes", "2", "--leaderboards", str(own))
+    result = _adbench(checkout, *SUBMIT, "--leaderboards", str(own))
     assert result.returncode == 0, result.stderr[-2000:]

@@ -16,8 +16,9 @@ from adbench import __version__
 from adbench.cli._console import make_console
 from adbench.cli.datasets import datasets_app
 from adbench.cli.envs import envs_app
-from adbench.cli.evaluate import evaluate_command, leaderboard_app
+from adbench.cli.evaluate import evaluate_command
 from adbench.cli.hub import hub_app
+from adbench.cli.leaderboard import leaderboard_app
 from adbench.cli.models import models_app, push
 from adbench.cli.quickstart import quickstart
 from adbench.cli.train import train_app

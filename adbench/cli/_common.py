@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
 from rich.progress import (
@@ -28,7 +30,33 @@ TokenOption = typer.Option(
     None, "--token", help="Access token for the remote hub.", envvar="HF_TOKEN"
 )
 
+LeaderboardsOption = typer.Option(
+    None,
+    "--leaderboards",
+    help="Leaderboards directory (default: $ADBENCH_LEADERBOARDS, else the checkout's "
+    "leaderboards/, else <hub>/leaderboards).",
+)
+
 console = make_console()
+
+
+def leaderboards_dir(value: str | None, hub: str | None = None) -> Path:
+    """Where boards are read and submissions go: ``--leaderboards``, else
+    ``$ADBENCH_LEADERBOARDS``, else the committed boards of the checkout adbench runs from,
+    else the local hub's ``leaderboards/`` (an installed package's own boards are
+    read-only reference data)."""
+    if value:
+        return Path(value)
+    if os.environ.get("ADBENCH_LEADERBOARDS"):
+        return Path(os.environ["ADBENCH_LEADERBOARDS"])
+    from adbench.resources import checkout_root
+
+    root = checkout_root()
+    if root is not None and (root / "leaderboards").is_dir():
+        return root / "leaderboards"
+    from adbench.hub import hub_root
+
+    return hub_root(hub) / "leaderboards"
 
 
 def human_size(num_bytes: int) -> str:
@@ -42,8 +70,6 @@ def human_size(num_bytes: int) -> str:
 
 def is_main_process() -> bool:
     """False in the non-zero ranks of a distributed launch (which stay quiet)."""
-    import os
-
     return int(os.environ.get("RANK", "0")) == 0
 
 

@@ -1,43 +1,23 @@
-"""``adbench evaluate`` and ``adbench leaderboard``."""
+"""``adbench evaluate``: score a model or a reference policy, save, and submit."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from adbench.cli._common import EndpointOption, HubOption, console, is_main_process, progress_bar
+from adbench.cli._common import (
+    EndpointOption,
+    HubOption,
+    LeaderboardsOption,
+    console,
+    is_main_process,
+    leaderboards_dir,
+    progress_bar,
+)
 from adbench.errors import AdbenchError
-
-leaderboard_app = typer.Typer(
-    help="Leaderboards: ranked results per benchmark.", no_args_is_help=True
-)
-
-LeaderboardsOption = typer.Option(
-    None,
-    "--leaderboards",
-    help="Leaderboards directory (default: $ADBENCH_LEADERBOARDS, else the repo's leaderboards/).",
-)
-
-
-def leaderboards_dir(value: str | None) -> Path:
-    if value:
-        return Path(value)
-    if os.environ.get("ADBENCH_LEADERBOARDS"):
-        return Path(os.environ["ADBENCH_LEADERBOARDS"])
-    from adbench.resources import checkout_root
-
-    root = checkout_root()
-    if root is not None and (root / "leaderboards").is_dir():
-        return root / "leaderboards"
-    # An installed package's own boards are read-only reference data: submissions go to
-    # the user's local hub.
-    from adbench.hub import hub_root
-
-    return hub_root() / "leaderboards"
 
 
 def check_clean_for_submission(board_dir: Path) -> None:
@@ -80,26 +60,6 @@ def model_info(path: Path, model: Any) -> dict[str, Any]:
     }
 
 
-def leaderboard_entry(results: dict[str, Any], results_file: Path | None) -> dict[str, Any]:
-    score = results["score"]
-    return {
-        "model_id": results["model"]["id"],
-        "model_revision": results["model"].get("revision"),
-        "kind": results["model"]["kind"],
-        "score_iqm": score["iqm"],
-        "score_iqm_ci": score["iqm_ci"],
-        "final_iqm": score["final_iqm"],
-        "improvement_iqm": score["improvement_iqm"],
-        "episodes": results["benchmark"]["episodes"],
-        "seeds": results["benchmark"]["seeds"],
-        "date": results["date"],
-        "results_file": str(results_file) if results_file else None,
-        "benchmark_version": results["benchmark"]["version"],
-        "adbench_version": results["adbench_version"],
-        "decoding": results["settings"]["decoding"],
-    }
-
-
 def run_evaluation(
     model: str,
     benchmark: str | None = None,
@@ -122,15 +82,15 @@ def run_evaluation(
     """Evaluate and write results (and submit); shared by ``evaluate`` and ``quickstart``."""
     from adbench.evaluation.benchmarks import benchmark_for_env, get_benchmark
     from adbench.evaluation.evaluate import REFERENCE_POLICIES, default_output, evaluate
-    from adbench.evaluation.leaderboard import submit as submit_entry
-    from adbench.evaluation.leaderboard import write_readme
     from adbench.evaluation.results import write_results
     from adbench.evaluation.rollout import Prompt
+    from adbench.leaderboards.board import submit as submit_entry
+    from adbench.leaderboards.render import write_readme
 
     if prompt_episodes < 0 or not 0.0 <= prompt_epsilon <= 1.0:
         raise AdbenchError("--prompt-episodes must be >= 0 and --prompt-epsilon in [0, 1]")
     if submit and not allow_dirty:
-        check_clean_for_submission(leaderboards_dir(leaderboards))
+        check_clean_for_submission(leaderboards_dir(leaderboards, hub))
     loaded, info = None, {}
     if model in REFERENCE_POLICIES:
         if benchmark is None:
@@ -148,6 +108,20 @@ def run_evaluation(
             else benchmark_for_env(getattr(loaded.config, "env_name", None))
         )
     prompt = Prompt(prompt_episodes, prompt_epsilon) if prompt_episodes else None
+    if submit:
+        # Refuse before the work: only the benchmark's own protocol is ranked.
+        deviations = bench.deviations(
+            episodes=episodes or bench.episodes,
+            seeds=seeds or bench.seeds,
+            seed=seed,
+            decoding="greedy" if greedy else "sample",
+            prompt_episodes=prompt_episodes,
+        )
+        if deviations:
+            raise AdbenchError(
+                f"cannot submit to {bench.label()}: {'; '.join(deviations)}; drop --submit "
+                "to evaluate and save a non-standard run (it is never ranked)"
+            )
     with progress_bar() as progress:
         bar = progress.add_task(f"evaluating {model} on {bench.name}", total=None)
         results = evaluate(
@@ -165,23 +139,26 @@ def run_evaluation(
         )
     if not is_main_process():
         return results
-    root = Path(output) if output else leaderboards_dir(leaderboards).parent / "results"
+    root = Path(output) if output else leaderboards_dir(leaderboards, hub).parent / "results"
     path = Path(output) if output and output.endswith(".json") else default_output(results, root)
     write_results(results, path)
     show_results(results, path)
     if submit:
-        board_dir = leaderboards_dir(leaderboards)
-        submit_entry(board_dir, bench.name, leaderboard_entry(results, path))
+        board_dir = leaderboards_dir(leaderboards, hub)
+        entry = submit_entry(board_dir, path)
         write_readme(board_dir)
-        console.print(f"submitted to {board_dir / (bench.name + '.json')}")
+        console.print(
+            ("submitted to " if entry["new"] else "already on the board: ")
+            + f"{board_dir / entry['results_file']}"
+        )
     return results
 
 
 def show_results(results: dict[str, Any], path: Path) -> None:
-    bench, score = results["benchmark"], results["score"]
+    bench, score, protocol = results["benchmark"], results["score"], results["protocol"]
     table = Table(
         title=f"{results['model']['id']} on {bench['name']} v{bench['version']} "
-        f"({bench['seeds']} seeds x {bench['episodes']} episodes)"
+        f"({protocol['seeds']} seeds x {protocol['episodes']} episodes)"
     )
     for column in (
         "split",
@@ -190,7 +167,7 @@ def show_results(results: dict[str, Any], path: Path) -> None:
         "final IQM",
         "improvement IQM [95% CI]",
         "return ep 1",
-        f"return ep {bench['episodes']}",
+        f"return ep {protocol['episodes']}",
     ):
         table.add_column(column)
     for split, data in results["splits"].items():
@@ -280,37 +257,3 @@ def evaluate_command(
         leaderboards,
         allow_dirty,
     )
-
-
-@leaderboard_app.command("show")
-def show(
-    name: str = typer.Argument(None, help="Benchmark (default: every benchmark with a board)."),
-    leaderboards: str = LeaderboardsOption,
-) -> None:
-    """A ranked table per benchmark, with the random, optimal and source reference rows."""
-    from adbench.evaluation.benchmarks import BENCHMARKS, get_benchmark
-    from adbench.evaluation.leaderboard import load_leaderboard, render_table
-
-    directory = leaderboards_dir(leaderboards)
-    names = (
-        [get_benchmark(name).name]
-        if name
-        else [b for b in BENCHMARKS if (directory / f"{b}.json").exists()]
-    )
-    if not names:
-        console.print(
-            f"no leaderboards in {directory} yet: "
-            "[bold]adbench evaluate --model ID --benchmark NAME --submit[/]"
-        )
-    for benchmark in names:
-        render_table(load_leaderboard(directory, benchmark), console)
-
-
-@leaderboard_app.command("readme")
-def readme(leaderboards: str = LeaderboardsOption) -> None:
-    """Regenerate leaderboards/README.md from the JSON boards."""
-    from adbench.evaluation.leaderboard import write_readme
-
-    directory = leaderboards_dir(leaderboards)
-    write_readme(directory)
-    console.print(f"wrote {directory / 'README.md'}")

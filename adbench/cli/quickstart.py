@@ -38,8 +38,9 @@ def quickstart(
     from adbench.cli.datasets import build as build_command
     from adbench.cli.evaluate import run_evaluation
     from adbench.cli.train import _train_distilled
-    from adbench.evaluation.leaderboard import load_leaderboard, render_table
     from adbench.hub import hub_root, local_repo_dir
+    from adbench.leaderboards.board import load_board
+    from adbench.leaderboards.render import render_table
     from adbench.models.publishing import publish_model
     from adbench.resources import data_dir, recipe_path
 
@@ -47,9 +48,9 @@ def quickstart(
     work = Path(output)
     board_dir = Path(leaderboards) if leaderboards else hub_root(hub) / "leaderboards"
     board_dir.mkdir(parents=True, exist_ok=True)
-    official = data_dir("leaderboards") / "darkroom.json"
-    if official.exists() and not (board_dir / "darkroom.json").exists():
-        shutil.copy(official, board_dir / "darkroom.json")  # rank against the baselines
+    official = data_dir("leaderboards") / "darkroom"
+    if official.is_dir() and not (board_dir / "darkroom").exists():
+        shutil.copytree(official, board_dir / "darkroom")  # rank against the baselines
 
     console.rule("[bold]1/4 dataset: ad-bench/darkroom")
     if local_repo_dir("ad-bench/darkroom", "dataset", hub).exists():
@@ -91,7 +92,7 @@ def quickstart(
             "darkroom",
             episodes=episodes,
             output=str(results_dir),
-            submit=True,
+            submit=episodes is None,  # only the benchmark's own protocol is ranked
             hub=hub,
             leaderboards=str(board_dir),
         )
@@ -100,13 +101,13 @@ def quickstart(
         "darkroom",
         episodes=episodes,
         output=str(results_dir),
-        submit=True,
+        submit=episodes is None,
         hub=hub,
         leaderboards=str(board_dir),
     )
 
     console.rule("[bold]4/4 leaderboard")
-    render_table(load_leaderboard(board_dir, "darkroom"), console)
+    render_table(load_board(board_dir, "darkroom"), console)
     console.print(
         f"quickstart done in {(time.perf_counter() - started) / 60:.1f} min; "
         f"results and plots in {results_dir}"

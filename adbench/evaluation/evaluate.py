@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from numpy.typing import NDArray
 from adbench.distributed import force_cpu_backend
 from adbench.errors import AdbenchError
 from adbench.evaluation import metrics
-from adbench.evaluation.benchmarks import Benchmark
+from adbench.evaluation.benchmarks import Benchmark, Runs, benchmark_runs
 from adbench.evaluation.policies import (
     ModelPolicy,
     OraclePolicy,
@@ -28,58 +27,12 @@ from adbench.evaluation.policies import (
     RandomPolicy,
     check_model_fits,
 )
+from adbench.evaluation.results import SCHEMA as RESULTS_SCHEMA
 from adbench.evaluation.rollout import Prompt, rollout, source_returns
 from adbench.provenance import provenance
 
 REFERENCE_POLICIES = ("random", "optimal", "source")
-RESULTS_SCHEMA = "adbench-results/1"
 BOOTSTRAP_REPS = 2000
-
-
-@dataclass
-class Runs:
-    """The runs of a benchmark evaluation, in a fixed order (split, task, seed)."""
-
-    split: NDArray[np.str_]
-    task_index: NDArray[np.int64]  # index of the task within its split
-    task_key: NDArray[np.int64]  # task id unique over splits (for stratification)
-    tasks: NDArray[Any]
-    seeds: NDArray[np.int64]
-
-    def __len__(self) -> int:
-        return len(self.seeds)
-
-    def select(self, rows: NDArray[np.int64]) -> Runs:
-        return Runs(
-            self.split[rows],
-            self.task_index[rows],
-            self.task_key[rows],
-            self.tasks[rows],
-            self.seeds[rows],
-        )
-
-
-def benchmark_runs(benchmark: Benchmark, seeds: int, seed: int) -> Runs:
-    split_names, task_indices, task_keys, tasks, run_seeds = [], [], [], [], []
-    key = 0
-    for split_number, split in enumerate(benchmark.splits):
-        split_tasks = benchmark.tasks(split)
-        for t, index in enumerate(benchmark.task_indices(split)):
-            for s in range(seeds):
-                split_names.append(split)
-                task_indices.append(int(index))
-                task_keys.append(key + t)
-                tasks.append(split_tasks[t])
-                state = np.random.SeedSequence([seed, split_number, int(index), s])
-                run_seeds.append(int(state.generate_state(1)[0]) % 2**31)
-        key += len(split_tasks)
-    return Runs(
-        np.array(split_names),
-        np.array(task_indices),
-        np.array(task_keys),
-        np.stack(tasks),
-        np.array(run_seeds, dtype=np.int64),
-    )
 
 
 def task_mean(values: NDArray[np.float32], task_key: NDArray[np.int64]) -> NDArray[np.float64]:
@@ -130,6 +83,76 @@ def _summaries(
     return out
 
 
+def score_returns(
+    benchmark: Benchmark,
+    runs: Runs,
+    returns: NDArray[np.float32],
+    *,
+    seed: int,
+    source_curve: NDArray[np.float32] | None = None,
+) -> dict[str, Any]:
+    """The ``score``, ``references`` and ``splits`` of a results record from the per-run
+    curves: what a results file's curves must give again (``adbench leaderboard verify``).
+
+    ``source_curve`` (the source learning from scratch on every run's task and seed) is
+    needed when the benchmark normalises by the source, and reported when given.
+    """
+    family = benchmark.family
+    random_return = family.random_return(runs.tasks)
+    optimal_return = family.optimal_return(runs.tasks)
+    if benchmark.normalization == "source":
+        if source_curve is None:
+            raise ValueError(f"{benchmark.label()} normalises by the source: pass its curve")
+        # The source's expected curve on each task: its return per episode averaged over the
+        # task's seeds (a single run's return makes a noisy denominator). The source itself
+        # then scores exactly 1 on average on every task, by construction.
+        reference = task_mean(source_curve, runs.task_key)
+    else:
+        reference = optimal_return[:, None]
+    normalized = metrics.normalized_scores(
+        returns, random_return[:, None], reference, degenerate="zero"
+    )
+    splits: dict[str, Any] = {}
+    for split in benchmark.splits:
+        mask = runs.split == split
+        sub = runs.select(np.flatnonzero(mask))
+        splits[split] = {
+            "scored": split in benchmark.scored_splits,
+            "num_runs": int(mask.sum()),
+            "metrics": _summaries(returns[mask], normalized[mask], sub, BOOTSTRAP_REPS, seed),
+            "mean_return_per_episode": np.round(returns[mask].mean(axis=0), 4).tolist(),
+            "mean_normalized_per_episode": np.round(normalized[mask].mean(axis=0), 4).tolist(),
+        }
+        if family.name == "bandit":
+            regret = metrics.cumulative_regret(returns[mask], optimal_return[mask])
+            splits[split]["cumulative_regret"] = metrics.aggregate(
+                regret, sub.task_key, reps=BOOTSTRAP_REPS, seed=seed
+            )
+    scored = np.isin(runs.split, benchmark.scored_splits)
+    scored_runs = runs.select(np.flatnonzero(scored))
+    score = _summaries(returns[scored], normalized[scored], scored_runs, BOOTSTRAP_REPS, seed)
+    return {
+        "score": {
+            "iqm": score["auc"]["iqm"],
+            "iqm_ci": score["auc"]["iqm_ci"],
+            "mean": score["auc"]["mean"],
+            "final_iqm": score["final"]["iqm"],
+            "improvement_iqm": score["improvement"]["iqm"],
+            "improvement_ci": score["improvement"]["iqm_ci"],
+            "metrics": score,
+        },
+        "references": {
+            "random_return": round(float(random_return[scored].mean()), 4),
+            "optimal_return": round(float(optimal_return[scored].mean()), 4),
+            "source": benchmark.source,
+            "source_mean_return_per_episode": None
+            if source_curve is None
+            else np.round(source_curve[scored].mean(axis=0), 4).tolist(),
+        },
+        "splits": splits,
+    }
+
+
 def evaluate(
     benchmark: Benchmark,
     model_id: str,
@@ -152,6 +175,16 @@ def evaluate(
     seeds = seeds or benchmark.seeds
     if episodes < 1 or seeds < 1:
         raise AdbenchError("--episodes and --seeds must be at least 1")
+    decoding = "greedy" if greedy else "sample"
+    deviations = benchmark.deviations(
+        episodes=episodes,
+        seeds=seeds,
+        seed=seed,
+        decoding=decoding,
+        prompt_episodes=prompt.episodes if prompt else 0,
+    )
+    if prompt is not None:
+        deviations.append(f"--prompt-epsilon {prompt.epsilon}")
     runs = benchmark_runs(benchmark, seeds, seed)
 
     policy: Policy | None
@@ -182,45 +215,14 @@ def evaluate(
             on_episode=on_episode if state.is_main_process else None,
         )
         returns = _gather(returns, rows, len(runs), state)
-    # References: exact for random and optimal; the source learning from scratch on the
-    # same tasks with the same seeds (its own curve is the bandit's normaliser).
-    random_return = family.random_return(runs.tasks)
-    optimal_return = family.optimal_return(runs.tasks)
     source_curve = None
     if benchmark.normalization == "source" or policy is None:
+        # The source learning from scratch on the same tasks with the same seeds: its own
+        # curve is the bandit's normaliser.
         source_curve = source_returns(benchmark.source, family, runs.tasks, runs.seeds, episodes)
     if policy is None:
         returns = source_curve
-    if benchmark.normalization == "source":
-        # The source's expected curve on each task: its return per episode averaged over the
-        # task's seeds (a single run's return makes a noisy denominator). The source itself
-        # then scores exactly 1 on average on every task, by construction.
-        reference = task_mean(source_curve, runs.task_key)
-    else:
-        reference = optimal_return[:, None]
-    normalized = metrics.normalized_scores(
-        returns, random_return[:, None], reference, degenerate="zero"
-    )
-
-    splits: dict[str, Any] = {}
-    for split in benchmark.splits:
-        mask = runs.split == split
-        sub = runs.select(np.flatnonzero(mask))
-        splits[split] = {
-            "scored": split in benchmark.scored_splits,
-            "num_runs": int(mask.sum()),
-            "metrics": _summaries(returns[mask], normalized[mask], sub, BOOTSTRAP_REPS, seed),
-            "mean_return_per_episode": np.round(returns[mask].mean(axis=0), 4).tolist(),
-            "mean_normalized_per_episode": np.round(normalized[mask].mean(axis=0), 4).tolist(),
-        }
-        if family.name == "bandit":
-            regret = metrics.cumulative_regret(returns[mask], optimal_return[mask])
-            splits[split]["cumulative_regret"] = metrics.aggregate(
-                regret, sub.task_key, reps=BOOTSTRAP_REPS, seed=seed
-            )
-    scored = np.isin(runs.split, benchmark.scored_splits)
-    scored_runs = runs.select(np.flatnonzero(scored))
-    score = _summaries(returns[scored], normalized[scored], scored_runs, BOOTSTRAP_REPS, seed)
+    scored = score_returns(benchmark, runs, returns, seed=seed, source_curve=source_curve)
     prov = provenance()
     return {
         "schema": RESULTS_SCHEMA,
@@ -231,43 +233,35 @@ def evaluate(
         "platform": prov["platform"],
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.perf_counter() - started, 2),
-        "benchmark": {**benchmark.to_dict(), "episodes": episodes, "seeds": seeds},
+        "benchmark": benchmark.to_dict(),
+        "protocol": {
+            "episodes": episodes,
+            "seeds": seeds,
+            "seed": seed,
+            "decoding": decoding,
+            "prompt": prompt.to_dict() if prompt else None,
+            "runs_fingerprint": runs.fingerprint(),
+            "deviations": deviations,
+            "standard": not deviations,
+        },
         "model": {
             "id": model_id,
             "kind": "reference" if model is None else "model",
             **(model_info or {}),
         },
         "settings": {
-            "seed": seed,
-            "decoding": "greedy" if greedy else "sample",
-            "prompt": prompt.to_dict() if prompt else None,
             "batch_size": len(shard),
             "num_processes": state.num_processes,
             "device": str(getattr(policy, "device", "cpu")),
         },
-        "score": {
-            "iqm": score["auc"]["iqm"],
-            "iqm_ci": score["auc"]["iqm_ci"],
-            "mean": score["auc"]["mean"],
-            "final_iqm": score["final"]["iqm"],
-            "improvement_iqm": score["improvement"]["iqm"],
-            "improvement_ci": score["improvement"]["iqm_ci"],
-            "metrics": score,
-        },
-        "references": {
-            "random_return": round(float(random_return[scored].mean()), 4),
-            "optimal_return": round(float(optimal_return[scored].mean()), 4),
-            "source": benchmark.source,
-            "source_mean_return_per_episode": None
-            if source_curve is None
-            else np.round(source_curve[scored].mean(axis=0), 4).tolist(),
-        },
-        "splits": splits,
+        **scored,
+        # The per-run curves: kept apart from the summary (results.write_results stores
+        # them in a Parquet file beside it).
         "runs": {
-            "split": runs.split.tolist(),
-            "task_index": runs.task_index.tolist(),
-            "seed": runs.seeds.tolist(),
-            "returns": np.round(returns, 4).tolist(),
+            "split": runs.split,
+            "task_index": runs.task_index,
+            "seed": runs.seeds,
+            "returns": returns,
         },
     }
 

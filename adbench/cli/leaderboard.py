@@ -1,0 +1,155 @@
+"""``adbench leaderboard``: show, verify, submit, and publish the boards as a web site."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from adbench.cli._common import HubOption, LeaderboardsOption, console, leaderboards_dir
+
+leaderboard_app = typer.Typer(
+    help="Leaderboards: ranked results per benchmark.", no_args_is_help=True
+)
+
+NameArgument = typer.Argument(None, help="Benchmark (default: every benchmark with a board).")
+
+
+@leaderboard_app.command("show")
+def show(
+    name: str = NameArgument, leaderboards: str = LeaderboardsOption, hub: str = HubOption
+) -> None:
+    """A ranked table per benchmark, with the random, optimal and source reference rows."""
+    from adbench.evaluation.benchmarks import get_benchmark
+    from adbench.leaderboards.board import board_names, load_board
+    from adbench.leaderboards.render import render_table
+
+    directory = leaderboards_dir(leaderboards, hub)
+    names = [get_benchmark(name).name] if name else board_names(directory)
+    if not names:
+        console.print(
+            f"no leaderboards in {directory} yet: "
+            "[bold]adbench evaluate --model ID --benchmark NAME --submit[/]"
+        )
+    for benchmark in names:
+        render_table(load_board(directory, benchmark), console)
+
+
+@leaderboard_app.command("verify")
+def verify(
+    name: str = NameArgument, leaderboards: str = LeaderboardsOption, hub: str = HubOption
+) -> None:
+    """Recompute every entry's scores from its stored curves and check the hashes tying
+    entry, curves, model revision and weights; exit 2 naming the first entry that fails."""
+    from adbench.leaderboards.verify import verify_boards
+
+    directory = leaderboards_dir(leaderboards, hub)
+    verified = verify_boards(directory, name, hub=hub)
+    table = Table(title=f"verified entries in {directory}")
+    for column in ("benchmark", "entry", "score IQM", "weights and revision"):
+        table.add_column(column)
+    for entry in verified:
+        weights = "checked" if entry.model_checked else "no local copy"
+        if entry.model_id in ("random", "optimal", "source"):
+            weights = "reference policy"
+        version = "" if entry.current_version else " (older version: hashes only)"
+        table.add_row(entry.benchmark, entry.file + version, f"{entry.score_iqm:.4f}", weights)
+    console.print(table)
+    console.print(f"{len(verified)} entries verified: every score follows from its curves")
+
+
+@leaderboard_app.command("submit")
+def submit(
+    results: str = typer.Argument(..., help="A results summary written by adbench evaluate."),
+    leaderboards: str = LeaderboardsOption,
+    hub: str = HubOption,
+    allow_dirty: bool = typer.Option(
+        False, "--allow-dirty", help="Submit to the committed boards from uncommitted code."
+    ),
+) -> None:
+    """Submit saved results (for example made on another machine) to their board. Results
+    of the older one-file schema (adbench-results/1) are converted first."""
+    import json
+    import tempfile
+
+    from adbench.cli.evaluate import check_clean_for_submission
+    from adbench.errors import AdbenchError
+    from adbench.evaluation.results import upgrade_v1, write_results
+    from adbench.leaderboards.board import submit as submit_entry
+    from adbench.leaderboards.render import write_readme
+
+    directory = leaderboards_dir(leaderboards, hub)
+    if not allow_dirty:
+        check_clean_for_submission(directory)
+    path = Path(results)
+    try:
+        schema = json.loads(path.read_text()).get("schema")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError) as exc:
+        raise AdbenchError(f"cannot read results file {path}: {exc}") from None
+    with tempfile.TemporaryDirectory(prefix="adbench-submit-") as staging:
+        if schema == "adbench-results/1":
+            converted = upgrade_v1(json.loads(path.read_text()))
+            path = write_results(converted, Path(staging) / path.name, plot=False)
+        entry = submit_entry(directory, path)
+    write_readme(directory)
+    console.print(
+        ("submitted to " if entry["new"] else "already on the board: ")
+        + f"{directory / entry['results_file']}"
+    )
+
+
+@leaderboard_app.command("readme")
+def readme(leaderboards: str = LeaderboardsOption, hub: str = HubOption) -> None:
+    """Regenerate the leaderboards' README.md from the entries."""
+    from adbench.leaderboards.render import write_readme
+
+    directory = leaderboards_dir(leaderboards, hub)
+    write_readme(directory)
+    console.print(f"wrote {directory / 'README.md'}")
+
+
+@leaderboard_app.command("site")
+def site(
+    output: str = typer.Option(..., "--output", help="Directory to write the site into."),
+    leaderboards: str = LeaderboardsOption,
+    hub: str = HubOption,
+    hub_url: str = typer.Option(
+        "https://huggingface.co",
+        "--hub-url",
+        help="Where model ids link to when the site has no copy of the model card.",
+    ),
+) -> None:
+    """Write the web leaderboard: static pages that work from file:// or any static host."""
+    from adbench.leaderboards.site import build_site
+
+    index = build_site(leaderboards_dir(leaderboards, hub), Path(output), hub=hub, hub_url=hub_url)
+    console.print(f"wrote the site: open {index.resolve().as_uri()}")
+
+
+@leaderboard_app.command("serve")
+def serve(
+    port: int = typer.Option(8000, "--port", help="Port to serve on (0: any free port)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    output: str = typer.Option(
+        None, "--output", help="Build the site here (default: a temporary directory)."
+    ),
+    leaderboards: str = LeaderboardsOption,
+    hub: str = HubOption,
+) -> None:
+    """Build the web leaderboard and serve it over HTTP until interrupted."""
+    import tempfile
+
+    from adbench.leaderboards.site import build_site, serving
+
+    with tempfile.TemporaryDirectory(prefix="adbench-site-") as temporary:
+        root = Path(output) if output else Path(temporary)
+        build_site(leaderboards_dir(leaderboards, hub), root, hub=hub)
+        with serving(root, host, port) as url:
+            console.print(f"serving the leaderboard at {url} (Ctrl-C to stop)")
+            try:
+                import threading
+
+                threading.Event().wait()
+            except KeyboardInterrupt:
+                console.print("stopped")
