@@ -154,3 +154,40 @@ def test_the_landing_page_lists_every_benchmark_over_http(site: Path, browser: A
         assert page.url.endswith("darkroom-hard.html")
         assert errors == []
         page.close()
+
+
+def test_leaderboard_serve_serves_the_site(tmp_path: Path) -> None:
+    import re
+    import signal
+    import subprocess
+    import sys
+
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "adbench",
+            "leaderboard",
+            "serve",
+            "--port",
+            "0",
+            "--leaderboards",
+            str(COMMITTED),
+            "--output",
+            str(tmp_path / "site"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        line = server.stdout.readline()
+        match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+        assert match, (line, server.stderr.read() if server.poll() is not None else "")
+        with urllib.request.urlopen(match.group(0) + "darkroom.html") as response:
+            page = response.read().decode()
+        assert response.status == 200 and "window.ADBENCH_BOARD" in page
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
