@@ -149,13 +149,32 @@ def test_cli_unknown_model_says_where_it_looked_and_how_to_push(tmp_path: Path, 
 
 
 def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
+    # The bandit's full protocol is 1500 runs of only 2000 steps, played as one batch: the
+    # cheapest benchmark to rank a real model on.
+    torch.manual_seed(0)
+    bandit_model = ADModel(
+        ADConfig(
+            attention_window=20,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            env_name="bandit",
+            env_id="adbench/AdversarialBandit-v0",
+            observation_type="none",
+            observation_shape=[],
+            observation_high=[],
+            num_actions=10,
+            episode_length=100,
+        )
+    )
     model_dir = tmp_path / "m"
-    _tiny_ad().save_pretrained(model_dir)
+    bandit_model.save_pretrained(model_dir)
     boards = tmp_path / "boards"
     hub = tmp_path / "hub"
     pushed = cli("push", str(model_dir), "--repo", "me/tiny-ad", "--hub", str(hub))
     assert pushed.returncode == 0, pushed.stderr
-    common = ("--benchmark", "darkroom", "--hub", str(hub), "--leaderboards", str(boards))
+    common = ("--benchmark", "bandit", "--hub", str(hub), "--leaderboards", str(boards))
     for model in ("random", "optimal", "me/tiny-ad"):  # the full protocol: ranked
         result = cli(
             "evaluate",
@@ -167,13 +186,13 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
             "--submit",
         )
         assert result.returncode == 0, result.stderr
-    board = load_board(boards, "darkroom")
+    board = load_board(boards, "bandit")
     assert {e["model_id"] for e in board.entries} == {"random", "optimal", "me/tiny-ad"}
     entry = next(e for e in board.entries if e["model_id"] == "me/tiny-ad")
     results = read_results(boards / entry["results_file"])
     assert results["model"]["weights_sha256"] and len(results["model"]["revision"]) == 40
     assert results["protocol"]["standard"] and results["submission"]["id"] == entry["id"]
-    shown = cli("leaderboard", "show", "darkroom", "--leaderboards", str(boards))
+    shown = cli("leaderboard", "show", "bandit", "--leaderboards", str(boards))
     assert shown.returncode == 0
     assert shown.stdout.index("optimal") < shown.stdout.index("me/tiny-ad")
     assert "me/tiny-ad" in (boards / "README.md").read_text()
@@ -182,7 +201,7 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
     assert "3 entries verified" in verified.stdout and "checked" in verified.stdout
 
     # Non-standard runs are evaluated and saved, never ranked.
-    before = sorted(p.name for p in (boards / "darkroom").iterdir())
+    before = sorted(p.name for p in (boards / "bandit").iterdir())
     for extra in (("--episodes", "2"), ("--greedy",), ("--prompt-episodes", "1"), ("--seed", "1")):
         refused = cli(
             "evaluate",
@@ -195,28 +214,17 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
             "--submit",
         )
         assert refused.returncode == 2, refused.stderr
-        assert "cannot submit to darkroom v1.0" in refused.stderr
+        assert "cannot submit to bandit v1.0" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
     saved = cli(
         "evaluate", "--model", "random", *common, "--episodes", "2", "--output", str(tmp_path / "x")
     )
     assert saved.returncode == 0, saved.stderr
-    (saved_file,) = (tmp_path / "x" / "darkroom").glob("*.json")
+    (saved_file,) = (tmp_path / "x" / "bandit").glob("*.json")
     late = cli("leaderboard", "submit", str(saved_file), "--leaderboards", str(boards))
-    assert late.returncode == 2 and "--episodes 2 (the benchmark's: 1000)" in late.stderr
-    assert sorted(p.name for p in (boards / "darkroom").iterdir()) == before
-
-    # A corrupted entry: the board is refused, and left as it was.
-    corrupted = boards / entry["results_file"]
-    corrupted.write_text("{broken")
-    again = cli(
-        "evaluate", "--model", "random", *common, "--output", str(tmp_path / "r2"), "--submit"
-    )
-    assert again.returncode == 2 and "corrupted" in again.stderr
-    assert corrupted.name in again.stderr
-    assert corrupted.read_text() == "{broken"
-    assert sorted(p.name for p in (boards / "darkroom").iterdir()) == before
+    assert late.returncode == 2 and "--episodes 2 (the benchmark's: 20)" in late.stderr
+    assert sorted(p.name for p in (boards / "bandit").iterdir()) == before
 
 
 def test_two_process_evaluation_gathers_the_same_results(tmp_path: Path) -> None:

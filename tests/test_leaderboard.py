@@ -237,6 +237,11 @@ def test_verify_names_an_edited_score_a_missing_file_and_a_corrupted_entry(
         verify_boards(boards)
     with pytest.raises(AdbenchError, match=r"corrupted.*restore it from git"):
         lb.load_board(boards, "darkroom")
+    # A corrupted board refuses submissions, and is left as it was.
+    before = sorted(p.name for p in (boards / "darkroom").iterdir())
+    with pytest.raises(AdbenchError, match=rf"{entry.name} is corrupted"):
+        lb.submit(boards, saved(random_results, tmp_path, "late"))
+    assert sorted(p.name for p in (boards / "darkroom").iterdir()) == before
 
 
 def test_a_v1_results_file_converts_with_the_same_scores(

@@ -80,17 +80,41 @@ def run_evaluation(
     allow_dirty: bool = False,
 ) -> dict[str, Any]:
     """Evaluate and write results (and submit); shared by ``evaluate`` and ``quickstart``."""
-    from adbench.evaluation.benchmarks import benchmark_for_env, get_benchmark
-    from adbench.evaluation.evaluate import REFERENCE_POLICIES, default_output, evaluate
-    from adbench.evaluation.results import write_results
-    from adbench.evaluation.rollout import Prompt
-    from adbench.leaderboards.board import submit as submit_entry
-    from adbench.leaderboards.render import write_readme
+    from adbench.evaluation.benchmarks import (
+        REFERENCE_POLICIES,
+        Benchmark,
+        benchmark_for_env,
+        get_benchmark,
+    )
 
     if prompt_episodes < 0 or not 0.0 <= prompt_epsilon <= 1.0:
         raise AdbenchError("--prompt-episodes must be >= 0 and --prompt-epsilon in [0, 1]")
     if submit and not allow_dirty:
         check_clean_for_submission(leaderboards_dir(leaderboards, hub))
+
+    def refuse_nonstandard(bench: Benchmark) -> None:
+        # Only the benchmark's own protocol is ranked: refuse before any work.
+        deviations = bench.deviations(
+            episodes=episodes or bench.episodes,
+            seeds=seeds or bench.seeds,
+            seed=seed,
+            decoding="greedy" if greedy else "sample",
+            prompt_episodes=prompt_episodes,
+        )
+        if submit and deviations:
+            raise AdbenchError(
+                f"cannot submit to {bench.label()}: {'; '.join(deviations)}; drop --submit "
+                "to evaluate and save a non-standard run (it is never ranked)"
+            )
+
+    if benchmark is not None:
+        refuse_nonstandard(get_benchmark(benchmark))  # before the seconds of imports below
+    from adbench.evaluation.evaluate import default_output, evaluate
+    from adbench.evaluation.results import write_results
+    from adbench.evaluation.rollout import Prompt
+    from adbench.leaderboards.board import submit as submit_entry
+    from adbench.leaderboards.render import write_readme
+
     loaded, info = None, {}
     if model in REFERENCE_POLICIES:
         if benchmark is None:
@@ -108,20 +132,7 @@ def run_evaluation(
             else benchmark_for_env(getattr(loaded.config, "env_name", None))
         )
     prompt = Prompt(prompt_episodes, prompt_epsilon) if prompt_episodes else None
-    if submit:
-        # Refuse before the work: only the benchmark's own protocol is ranked.
-        deviations = bench.deviations(
-            episodes=episodes or bench.episodes,
-            seeds=seeds or bench.seeds,
-            seed=seed,
-            decoding="greedy" if greedy else "sample",
-            prompt_episodes=prompt_episodes,
-        )
-        if deviations:
-            raise AdbenchError(
-                f"cannot submit to {bench.label()}: {'; '.join(deviations)}; drop --submit "
-                "to evaluate and save a non-standard run (it is never ranked)"
-            )
+    refuse_nonstandard(bench)
     with progress_bar() as progress:
         bar = progress.add_task(f"evaluating {model} on {bench.name}", total=None)
         results = evaluate(

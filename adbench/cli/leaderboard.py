@@ -139,6 +139,7 @@ def serve(
 ) -> None:
     """Build the web leaderboard and serve it over HTTP until interrupted."""
     import tempfile
+    import time
 
     from adbench.leaderboards.site import build_site, serving
 
@@ -148,8 +149,7 @@ def serve(
         with serving(root, host, port) as url:
             console.print(f"serving the leaderboard at {url} (Ctrl-C to stop)")
             try:
-                import threading
-
-                threading.Event().wait()
+                while True:  # sleep, unlike a bare lock wait, is always woken by Ctrl-C
+                    time.sleep(3600)
             except KeyboardInterrupt:
                 console.print("stopped")

@@ -22,6 +22,9 @@ from adbench.envs import get_family
 from adbench.envs.base import EnvFamily, stable_permutation
 from adbench.errors import AdbenchError
 
+REFERENCE_POLICIES = ("random", "optimal", "source")
+"""The reference policies every benchmark scores (and normalises by)."""
+
 
 @dataclass(frozen=True)
 class Benchmark:

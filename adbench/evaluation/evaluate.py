@@ -31,7 +31,6 @@ from adbench.evaluation.results import SCHEMA as RESULTS_SCHEMA
 from adbench.evaluation.rollout import Prompt, rollout, source_returns
 from adbench.provenance import provenance
 
-REFERENCE_POLICIES = ("random", "optimal", "source")
 BOOTSTRAP_REPS = 2000
 
 
