@@ -1,1 +1,1 @@
-"""Evaluation of in-context learners: learning-curve metrics, aggregates and leaderboards."""
+"""Evaluation of in-context learners: benchmarks, rollouts, learning-curve metrics and results."""
