@@ -72,7 +72,7 @@ def quickstart(
             hub=hub,
         )
 
-    console.rule("[bold]2/4 train AD (baselines/ad-darkroom.yaml)")
+    console.rule("[bold]2/4 train AD (recipe ad-darkroom)")
     model_dir = work / "ad-darkroom"
     if local_repo_dir(QUICKSTART_MODEL, "model", hub).exists():
         console.print(f"{QUICKSTART_MODEL} is already in the local hub: reusing it")
