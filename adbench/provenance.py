@@ -48,9 +48,9 @@ class CodeVersion:
 
     @property
     def label(self) -> str:
-        """``<commit>``, ``<commit>-dirty``, or ``package <version>``."""
+        """``<commit>``, ``<commit>-dirty``, or ``unknown`` (no commit to name)."""
         if self.revision is None:
-            return f"package {self.version}"
+            return "unknown"
         return self.revision if self.clean else f"{self.revision}-dirty"
 
 
@@ -74,13 +74,6 @@ def code_version() -> CodeVersion:
     return CodeVersion(adbench.__version__, "checkout", sha, not changed)
 
 
-def git_revision() -> str:
-    """The git commit of the adbench checkout (with ``-dirty`` when its code has
-    uncommitted changes), or ``"unknown"`` for an installed package."""
-    version = code_version()
-    return version.label if version.revision else "unknown"
-
-
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
     for name in LIBRARIES:
@@ -95,7 +88,7 @@ def provenance() -> dict[str, Any]:
     version = code_version()
     return {
         "adbench_version": version.version,
-        "adbench_git_revision": git_revision(),
+        "adbench_git_revision": version.label,
         "adbench_code": asdict(version),
         "libraries": library_versions(),
         "platform": platform.platform(),

@@ -42,6 +42,7 @@ def verify(
 ) -> None:
     """Recompute every entry's scores from its stored curves and check the hashes tying
     entry, curves, model revision and weights; exit 2 naming the first entry that fails."""
+    from adbench.evaluation.benchmarks import REFERENCE_POLICIES
     from adbench.leaderboards.verify import verify_boards
 
     directory = leaderboards_dir(leaderboards, hub)
@@ -51,7 +52,7 @@ def verify(
         table.add_column(column)
     for entry in verified:
         weights = "checked" if entry.model_checked else "no local copy"
-        if entry.model_id in ("random", "optimal", "source"):
+        if entry.model_id in REFERENCE_POLICIES:
             weights = "reference policy"
         version = "" if entry.current_version else " (older version: hashes only)"
         table.add_row(entry.benchmark, entry.file + version, f"{entry.score_iqm:.4f}", weights)

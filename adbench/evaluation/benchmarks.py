@@ -51,7 +51,7 @@ class Benchmark:
     normalization: str
     source: str
     description: str
-    runs_fingerprint: str  # of the runs at `seeds` and `seed`: see runs_fingerprint()
+    runs_fingerprint: str  # of benchmark_runs(self): see Runs.fingerprint()
     seed: int = 0  # the base seed every run's seed derives from
     decoding: str = "sample"
     prompt_episodes: int = 0  # no demonstrations: every run starts from an empty context

@@ -235,7 +235,6 @@ def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[
             raise AdbenchError(f"cannot submit {label}: {exc}") from None
     benchmark = summary["benchmark"]["name"]
     folder = board_dir(directory, benchmark)
-    load_board(directory, benchmark)  # a corrupted board refuses submissions, untouched
     stored = {
         **summary,
         "submission": {
@@ -246,16 +245,15 @@ def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[
     target = folder / f"{entry_name(summary)}.json"
     stored["runs_file"] = {**summary["runs_file"], "name": runs_path(target).name}
     with exclusive_lock(folder / LOCK_NAME):
+        board = load_board(directory, benchmark)  # a corrupted board refuses, untouched
         if target.exists():
             # The same model revision with the same curves: submitting again changes nothing.
             return {**entry_view(read_entry(target), target, Path(directory)), "new": False}
-        old_references = []
-        if summary["model"]["kind"] == "reference":
-            old_references = [
-                path
-                for path in entry_files(directory, benchmark)
-                if _is_same_reference(read_entry(path), summary)
-            ]
+        old_references = [
+            Path(directory) / row["results_file"]
+            for row in board.entries + board.older
+            if _is_same_reference(row, summary)
+        ]
         # Curves first: a summary on the board always has its curves beside it.
         atomic_write_bytes(runs_path(target), runs_path(results_file).read_bytes())
         atomic_write_text(target, dumps_summary(stored))
@@ -265,11 +263,13 @@ def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[
     return {**entry_view(stored, target, Path(directory)), "new": True}
 
 
-def _is_same_reference(entry: dict[str, Any], summary: dict[str, Any]) -> bool:
+def _is_same_reference(row: dict[str, Any], summary: dict[str, Any]) -> bool:
+    """Whether a board row is an earlier entry of the reference ``summary`` scores."""
     return (
-        entry["model"]["kind"] == "reference"
-        and entry["model"]["id"] == summary["model"]["id"]
-        and entry["benchmark"]["version"] == summary["benchmark"]["version"]
+        row["kind"] == "reference"
+        and summary["model"]["kind"] == "reference"
+        and row["model_id"] == summary["model"]["id"]
+        and row["benchmark_version"] == summary["benchmark"]["version"]
     )
 
 

@@ -110,15 +110,21 @@ relative imports), copies of adbench/models/ made by ``save_pretrained``."""
 _PACKAGE_MODELS_DIR = Path(__file__).resolve().parent
 
 
+def _expected_code_files(path: Path) -> tuple[str, ...]:
+    model_type = check_model_dir(Path(path)).get("model_type")
+    if model_type not in MODEL_CODE_FILES:
+        raise AdbenchError(f"{path} is a {model_type!r} model: only adbench's own carry its code")
+    return MODEL_CODE_FILES[model_type]
+
+
 def model_code_differences(path: Path) -> list[str]:
     """The code files of a built-in model directory that differ from (or lack) the
     installed package's: the code a ``trust_remote_code`` user would run must be the code
     adbench scores with. Empty when the model carries exactly the package's code."""
-    config = check_model_dir(Path(path))
-    model_type = config.get("model_type")
-    if model_type not in MODEL_CODE_FILES:
-        raise AdbenchError(f"{path} is a {model_type!r} model: only adbench's own carry its code")
-    expected = MODEL_CODE_FILES[model_type]
+    return _code_differences(Path(path), _expected_code_files(path))
+
+
+def _code_differences(path: Path, expected: tuple[str, ...]) -> list[str]:
     differing = [
         name
         for name in expected
@@ -133,8 +139,8 @@ def model_code_differences(path: Path) -> list[str]:
 def sync_model_code(path: Path) -> list[str]:
     """Make a built-in model directory carry exactly the package's code files (weights and
     config untouched); returns the files written or removed."""
-    differing = model_code_differences(path)
-    expected = MODEL_CODE_FILES[check_model_dir(Path(path))["model_type"]]
+    expected = _expected_code_files(path)  # checks (reads) the weights once
+    differing = _code_differences(Path(path), expected)
     for name in differing:
         target = Path(path) / name
         if name in expected:
