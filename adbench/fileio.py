@@ -1,4 +1,4 @@
-"""Small, dependency-free file helpers shared by every stage of adbench.
+"""Small file helpers shared by every stage of adbench (standard library only).
 
 Every write goes to a temporary sibling first and is renamed into place, so a crash, a full disk
 or a concurrent reader never sees a half-written file or directory. Temporary names all start
@@ -18,6 +18,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from adbench.errors import AdbenchError
 
 TEMP_PREFIX = ".adbench-tmp-"
 """Prefix of every temporary file or directory created by this module (hidden on POSIX)."""
@@ -79,6 +81,27 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         tmp_path.unlink(missing_ok=True)
         raise
     _fsync_directory(final_path.parent)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary path beside ``path`` for a library that writes files itself
+    (``savefig``, ``pq.write_table``); it is renamed onto ``path`` when the block succeeds
+    and removed when it fails. Unique per call, so concurrent writers never share it."""
+    final_path = Path(path)
+    final_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=TEMP_PREFIX, suffix=f"-{_name_hint(final_path)}", dir=final_path.parent
+    )
+    os.close(fd)
+    tmp_path = Path(tmp_name)
+    try:
+        yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)
+        os.replace(tmp_path, final_path)
+    except BaseException:
+        tmp_path.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -165,3 +188,20 @@ def atomic_directory(final_path: str | Path) -> Iterator[Path]:
     except BaseException:
         remove_path(tmp)
         raise
+
+
+def check_writable_dir(path: str | Path, what: str) -> Path:
+    """A directory adbench is about to write into (``what`` names it for the user, e.g.
+    ``--output``): refused before any work when it is a file, or when the nearest existing
+    directory on its path is not writable. Nothing is created."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise AdbenchError(f"{what} {path} is a file, not a directory")
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise AdbenchError(f"{what} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise AdbenchError(f"{what} {path}: no permission to write in {existing}")
+    return path

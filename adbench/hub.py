@@ -540,6 +540,30 @@ def push_repo(
             f"nothing to push: {repo_type} repo {repo_id!r} is not in the local hub ({local_dir}); "
             "build it first (`adbench datasets build`) or pass --hub DIR to use another local hub"
         )
+    return push_folder(
+        local_dir,
+        repo_id,
+        repo_type,
+        endpoint=endpoint,
+        token=token,
+        private=private,
+        commit_message=commit_message,
+    )
+
+
+def push_folder(
+    local_dir: Path,
+    repo_id: str,
+    repo_type: RepoType,
+    endpoint: str | None = None,
+    token: str | None = None,
+    private: bool = False,
+    commit_message: str | None = None,
+) -> PushResult:
+    """Upload the files of ``local_dir`` as the whole content of the remote repo (see
+    :func:`push_repo`); ``local_dir`` need not be in the local hub."""
+    validate_repo_id(repo_id)
+    repo_type = validate_repo_type(repo_type)
     url = remote_endpoint(endpoint)
     revision = repo_revision(local_dir)
     api, _ = _make_api(url, token)

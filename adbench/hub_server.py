@@ -38,7 +38,6 @@ told otherwise.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import binascii
 import contextlib
@@ -86,6 +85,14 @@ MAIN_BRANCH = "main"
 
 _PLURAL_TO_TYPE: dict[str, RepoType] = {plural: t for t, plural in REPO_TYPE_DIRS.items()}
 _MAX_JSON_BODY = 64 * 1024 * 1024
+DEFAULT_READ_TIMEOUT_S = 60.0
+"""Seconds a client may stay silent mid-request (or idle between keep-alive requests)
+before its connection is closed and whatever it was writing is removed."""
+DEFAULT_MAX_BODY_BYTES = 16 * 2**30
+"""The largest request body (a commit carries its files inline, base64)."""
+MIN_UPLOAD_BYTES_PER_S = 64 * 1024
+"""A body must arrive at least this fast on average (plus one read timeout of slack):
+a client trickling a byte per timeout cannot hold a connection and a staging folder."""
 # Path components huggingface_hub itself refuses to commit (``FORBIDDEN_FOLDERS``); refusing
 # them here too keeps the served file set equal to ``adbench.hub.repo_files``.
 _FORBIDDEN_COMPONENTS = frozenset({".git", ".cache"})
@@ -167,10 +174,16 @@ class HubHTTPServer(ThreadingHTTPServer):
         *,
         read_only: bool = False,
         log_requests: bool = False,
+        read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
+        if read_timeout <= 0 or max_body_bytes < 1:
+            raise AdbenchError("the read timeout and the body size limit must be positive")
         self.root = Path(root).absolute()
         self.read_only = read_only
         self.log_requests = log_requests
+        self.read_timeout = read_timeout
+        self.max_body_bytes = max_body_bytes
         # Held while a repo directory is listed or a file is opened, and while a commit swaps a
         # repo directory: never while file contents are transferred.
         self.repo_lock = threading.Lock()
@@ -246,15 +259,22 @@ def _folder_oid(snapshot: RepoSnapshot, folder: str) -> str:
 
 
 class _BodyReader:
-    """Reads exactly Content-Length bytes of a request body, line by line or whole."""
+    """Reads exactly Content-Length bytes of a request body, line by line or whole, by a
+    deadline: each read also waits at most the socket's timeout."""
 
-    def __init__(self, stream: IO[bytes], length: int) -> None:
+    def __init__(self, stream: IO[bytes], length: int, deadline: float) -> None:
         self.stream = stream
         self.remaining = length
+        self.deadline = deadline
+
+    def _check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TimeoutError("request body arrived too slowly")
 
     def readline(self) -> bytes:
         if self.remaining <= 0:
             return b""
+        self._check_deadline()
         line = self.stream.readline(self.remaining)
         self.remaining -= len(line)
         if not line:
@@ -262,6 +282,7 @@ class _BodyReader:
         return line
 
     def read_all(self) -> bytes:
+        self._check_deadline()
         data = self.stream.read(self.remaining) if self.remaining > 0 else b""
         self.remaining -= len(data)
         if self.remaining:
@@ -298,15 +319,30 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         self._handle("DELETE")
 
+    def setup(self) -> None:
+        # StreamRequestHandler puts this timeout on the socket: every read of a request
+        # line, a header or the body waits at most this long.
+        self.timeout = self.server.read_timeout
+        super().setup()
+
     def send_response(self, code: int, message: str | None = None) -> None:
         self._response_started = True
         super().send_response(code, message)
 
     def _handle(self, method: str) -> None:
         self._response_started = False
-        self._body = _BodyReader(self.rfile, self._content_length())
+        length = self._content_length()
+        deadline = time.monotonic() + self.server.read_timeout + length / MIN_UPLOAD_BYTES_PER_S
+        self._body = _BodyReader(self.rfile, length, deadline)
         head = method == "HEAD"
         try:
+            if length > self.server.max_body_bytes:
+                self.close_connection = True
+                raise HubHTTPError(
+                    HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+                    f"request body of {length} bytes is over this hub's limit of "
+                    f"{self.server.max_body_bytes} bytes",
+                )
             self._route(method)
         except HubHTTPError as error:
             self._fail(error, head)
@@ -314,6 +350,11 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._fail(_bad_request(str(error)), head)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-answer
+        except TimeoutError as error:
+            # A stalled client: its staging folder is already removed (every writer cleans
+            # up on any exception); close the connection rather than wait for it.
+            self.log_error("closing a stalled connection on %s %s: %s", method, self.path, error)
+            self.close_connection = True
         except Exception as error:  # a bug: answer rather than drop the connection
             self.log_error("internal error on %s %s: %r", method, self.path, error)
             self._fail(
@@ -823,6 +864,8 @@ def serve(
     *,
     read_only: bool = False,
     log_requests: bool = False,
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> tuple[HubHTTPServer, threading.Thread]:
     """Start serving ``root`` in a background thread; port 0 picks a free port.
 
@@ -831,7 +874,14 @@ def serve(
     """
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    server = HubHTTPServer((host, port), root, read_only=read_only, log_requests=log_requests)
+    server = HubHTTPServer(
+        (host, port),
+        root,
+        read_only=read_only,
+        log_requests=log_requests,
+        read_timeout=read_timeout,
+        max_body_bytes=max_body_bytes,
+    )
     thread = threading.Thread(
         # A short poll interval makes shutdown() return quickly (the default waits up to 0.5 s).
         target=functools.partial(server.serve_forever, poll_interval=0.05),
@@ -843,9 +893,12 @@ def serve(
 
 
 @contextlib.contextmanager
-def serving(root: Path, host: str = DEFAULT_HOST, port: int = 0) -> Iterator[HubHTTPServer]:
-    """``serve`` as a context manager that stops the server on exit."""
-    server, thread = serve(root, host, port)
+def serving(
+    root: Path, host: str = DEFAULT_HOST, port: int = 0, **options: Any
+) -> Iterator[HubHTTPServer]:
+    """``serve`` (with its keyword ``options``) as a context manager that stops the server
+    on exit."""
+    server, thread = serve(root, host, port, **options)
     try:
         yield server
     finally:
@@ -858,32 +911,37 @@ def _is_loopback(host: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``adbench hub serve``: serve a local hub until interrupted."""
-    parser = argparse.ArgumentParser(
-        prog="adbench hub serve",
-        description="Serve a local adbench hub over HTTP with the Hugging Face Hub API.",
-    )
-    parser.add_argument("--hub", default=None, help="hub directory (default: ADBENCH_HUB or cache)")
-    parser.add_argument("--host", default=DEFAULT_HOST, help=f"address (default {DEFAULT_HOST})")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port, 0 for any free one")
-    parser.add_argument("--read-only", action="store_true", help="refuse repo creation and commits")
-    parser.add_argument("--quiet", action="store_true", help="do not log each request")
-    args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        raise AdbenchError(f"invalid --port {args.port}: use 0-65535 (0 picks a free port)")
-    root = hub_root(args.hub)
+def serve_until_interrupted(
+    hub: str | Path | None = None,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    read_only: bool = False,
+    log_requests: bool = True,
+    read_timeout: float = DEFAULT_READ_TIMEOUT_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> None:
+    """``adbench hub serve``: serve the local hub ``hub`` until interrupted (Ctrl-C)."""
+    if not 0 <= port <= 65535:
+        raise AdbenchError(f"invalid --port {port}: use 0-65535 (0 picks a free port)")
+    root = hub_root(hub)
     try:
         server, thread = serve(
-            root, args.host, args.port, read_only=args.read_only, log_requests=not args.quiet
+            root,
+            host,
+            port,
+            read_only=read_only,
+            log_requests=log_requests,
+            read_timeout=read_timeout,
+            max_body_bytes=max_body_bytes,
         )
     except OSError as error:
         raise AdbenchError(
-            f"cannot listen on {args.host}:{args.port} ({error.strerror or error}); pick another "
+            f"cannot listen on {host}:{port} ({error.strerror or error}); pick another "
             "--port (0 picks a free one) or --host"
         ) from error
-    mode = "read-only" if args.read_only else "read-write"
-    if args.host in ("", "0.0.0.0", "::"):
+    mode = "read-only" if read_only else "read-write"
+    if host in ("", "0.0.0.0", "::"):
         # Listening on every interface: tell colleagues a name they can actually connect to.
         shown_url = f"http://{socket.gethostname()}:{server.server_address[1]}"
     else:
@@ -893,10 +951,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Use it with: export HF_ENDPOINT={shown_url}  (or --endpoint {shown_url})",
         file=sys.stderr,
     )
-    if not _is_loopback(args.host):
+    if not _is_loopback(host):
         print(
             "warning: no authentication; anyone who can reach this address can read"
-            + ("" if args.read_only else " and overwrite")
+            + ("" if read_only else " and overwrite")
             + " every repo",
             file=sys.stderr,
         )
@@ -908,8 +966,3 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.shutdown()
         server.server_close()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

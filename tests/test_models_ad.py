@@ -300,7 +300,8 @@ def test_recipe_with_unknown_key_fails_before_work(tmp_path: Path, cli) -> None:
         str(tmp_path / "out"),
     )
     assert result.returncode == 2
-    assert "unknown key(s) ['learnign_rate']" in result.stderr
+    assert "unknown key(s) 'learnign_rate' (did you mean 'learning_rate'?)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 

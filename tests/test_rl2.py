@@ -20,6 +20,7 @@ from adbench.errors import AdbenchError
 from adbench.models.configuration_rl2 import RL2Config
 from adbench.models.modeling_rl2 import RL2Model
 from adbench.training.train_rl2 import RL2Args, rl2_config, train_rl2
+from adbench.validation import build_args
 
 
 @pytest.fixture(autouse=True)
@@ -242,7 +243,7 @@ def test_config_from_each_family() -> None:
 )
 def test_bad_args_raise(bad: dict[str, Any]) -> None:
     with pytest.raises(AdbenchError):
-        RL2Args(**bad).validate()
+        build_args(RL2Args, [("the test", bad)])
 
 
 def test_rl2_learns_on_a_tiny_task_set(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 
@@ -11,6 +12,7 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 import typer
+from rich.markup import escape
 
 from adbench import __version__
 from adbench.cli._console import make_console
@@ -59,25 +61,66 @@ def _root(
     """adbench: Algorithm Distillation datasets, models and benchmark."""
 
 
-def main() -> None:
-    """Console entry point: bad input becomes one line on stderr and exit status 2."""
+def _usage_error_types() -> tuple[type[BaseException], ...]:
+    """The command-line parser's own error class (click's ``ClickException``; Typer 0.26+
+    vendors click, so it is found from the public ``typer.BadParameter``)."""
+    return tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _file_error(exc: OSError) -> str:
+    """A permission, read-only or full-disk error as what happened to which file."""
+    what = exc.strerror or type(exc).__name__
+    where = f": {exc.filename}" if exc.filename else ""
+    hint = {
+        errno.EACCES: "check the folder's permissions or choose another (--output, --hub)",
+        errno.EPERM: "check the folder's permissions or choose another (--output, --hub)",
+        errno.EROFS: "choose a writable folder (--output, --hub)",
+        errno.ENOSPC: "free some space or choose another disk (--output, --hub)",
+        errno.EDQUOT: "free some space or choose another disk (--output, --hub)",
+    }.get(exc.errno or 0)
+    return f"{what}{where}" + (f"; {hint}" if hint else "")
+
+
+_FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
+
+
+def _fail(message: str, code: int, label: str = "error") -> None:
+    err_console.print(
+        f"[bold red]{label}:[/] {escape(_one_line(message))}", highlight=False, soft_wrap=True
+    )
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: bad input (a usage error, a bad value, a file that cannot be
+    written) becomes one line on stderr and exit status 2; an unexpected exception is a
+    bug, reported on one line with exit status 1."""
+    usage_errors = _usage_error_types()
     try:
-        # Typer's standalone mode reports usage errors (bad option, missing argument) itself
-        # with exit status 2; everything else propagates to here.
-        app()
+        # Not standalone: the parser's usage errors come back here, to be printed on one
+        # line like every other error (Typer's own display is a multi-line panel).
+        code = app(args=argv, standalone_mode=False)
+    except usage_errors as exc:
+        context = getattr(exc, "ctx", None)
+        hint = f" (see `{context.command_path} --help`)" if context is not None else ""
+        _fail(exc.format_message() + hint, getattr(exc, "exit_code", 2))  # type: ignore[attr-defined]
     except AdbenchError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        _fail(str(exc), 2)
+    except (KeyboardInterrupt, typer.Abort):
+        _fail("interrupted", 130, label="stopped")
     except Exception as exc:
         if os.environ.get("ADBENCH_DEBUG"):
             raise
-        err_console.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc} "
-            "(rerun with ADBENCH_DEBUG=1 for a traceback, and please report it)",
-            highlight=False,
-            soft_wrap=True,
+        if isinstance(exc, OSError) and exc.errno in _FILE_ERRNOS:
+            _fail(_file_error(exc), 2)
+        _fail(
+            f"{type(exc).__name__}: {exc} (rerun with ADBENCH_DEBUG=1 for a traceback, and "
+            "please report it)",
+            1,
+            label="internal error",
         )
-        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -41,17 +41,17 @@ def _parse_source_args(pairs: list[str] | None) -> dict[str, object] | None:
 @datasets_app.command("build")
 def build(
     name: str = typer.Argument(..., help=f"Dataset: {', '.join(DATASETS)}."),
-    tasks: int = typer.Option(None, help="Train tasks (a fixed subset of the train split)."),
-    learners: int = typer.Option(None, help="Independent learners per task."),
-    episodes: int = typer.Option(None, help="Learning episodes per learner."),
-    every: int = typer.Option(None, help="Keep every k-th learning episode."),
-    expert_episodes: int = typer.Option(None, help="Post-learning episodes per learner."),
+    tasks: int = typer.Option(None, min=1, help="Train tasks (a fixed subset of the train split)."),
+    learners: int = typer.Option(None, min=1, help="Independent learners per task."),
+    episodes: int = typer.Option(None, min=1, help="Learning episodes per learner."),
+    every: int = typer.Option(None, min=1, help="Keep every k-th learning episode."),
+    expert_episodes: int = typer.Option(None, min=0, help="Post-learning episodes per learner."),
     source: str = typer.Option(None, help="Source algorithm (default: the dataset's)."),
     source_arg: list[str] = typer.Option(
         None, help="Source hyperparameter KEY=VALUE (repeatable)."
     ),
-    seed: int = typer.Option(None, help="Seed of everything random in the build."),
-    histories_per_shard: int = typer.Option(None, help="Learners run together per shard."),
+    seed: int = typer.Option(None, min=0, help="Seed of everything random in the build."),
+    histories_per_shard: int = typer.Option(None, min=1, help="Learners run together per shard."),
     org: str = typer.Option(DEFAULT_ORG, help="Organisation of the repo id."),
     force: bool = typer.Option(False, "--force", help="Rebuild even if the dataset exists."),
     hub: str = HubOption,

@@ -55,7 +55,7 @@ def rollout(
     ),
     split: str = typer.Option(None, help="Task split; each family's first test split by default."),
     episodes: int = typer.Option(20, min=1, help="Episodes per task and policy."),
-    seed: int = typer.Option(0, help="Seed of the environments and of the random policy."),
+    seed: int = typer.Option(0, min=0, help="Seed of the environments and of the random policy."),
 ) -> None:
     """Run the uniform random policy and the oracle on every task of a split, batched, and
     compare their mean returns with the exact reference returns."""

@@ -86,26 +86,45 @@ def run_evaluation(
         benchmark_for_env,
         get_benchmark,
     )
+    from adbench.fileio import check_writable_dir
 
     if prompt_episodes < 0 or not 0.0 <= prompt_epsilon <= 1.0:
         raise AdbenchError("--prompt-episodes must be >= 0 and --prompt-epsilon in [0, 1]")
+    for name, value in (("--episodes", episodes), ("--seeds", seeds)):
+        if value is not None and value < 1:
+            raise AdbenchError(f"{name} must be at least 1, got {value}")
+    board_dir = leaderboards_dir(leaderboards, hub)
     if submit and not allow_dirty:
-        check_clean_for_submission(leaderboards_dir(leaderboards, hub))
+        check_clean_for_submission(board_dir)
+    if output and output.endswith(".json"):
+        if Path(output).is_dir():
+            raise AdbenchError(f"--output {output} is a directory: give a .json file or a folder")
+        check_writable_dir(Path(output).parent, "--output")
+    else:
+        check_writable_dir(Path(output) if output else board_dir.parent / "results", "--output")
+    if submit:
+        check_writable_dir(board_dir, "--leaderboards")
 
     def refuse_nonstandard(bench: Benchmark) -> None:
-        # Only the benchmark's own protocol is ranked: refuse before any work.
+        # Only the benchmark's own protocol is ranked, on a board that can be read: refuse
+        # before any work.
         deviations = bench.deviations(
-            episodes=episodes or bench.episodes,
-            seeds=seeds or bench.seeds,
+            episodes=bench.episodes if episodes is None else episodes,
+            seeds=bench.seeds if seeds is None else seeds,
             seed=seed,
             decoding="greedy" if greedy else "sample",
             prompt_episodes=prompt_episodes,
         )
-        if submit and deviations:
+        if not submit:
+            return
+        if deviations:
             raise AdbenchError(
                 f"cannot submit to {bench.label()}: {'; '.join(deviations)}; drop --submit "
                 "to evaluate and save a non-standard run (it is never ranked)"
             )
+        from adbench.leaderboards.board import load_board
+
+        load_board(board_dir, bench.name)  # a corrupted board refuses here, not after the run
 
     if benchmark is not None:
         refuse_nonstandard(get_benchmark(benchmark))  # before the seconds of imports below
@@ -121,8 +140,9 @@ def run_evaluation(
             raise AdbenchError(f"the reference policy {model!r} needs --benchmark")
         bench = get_benchmark(benchmark)
     else:
-        from adbench.models.loading import load_model, model_dir
+        from adbench.models.loading import load_model, model_dir, resolve_device
 
+        resolve_device(device)  # before anything is fetched
         path = model_dir(model, hub=hub, endpoint=endpoint, revision=revision)
         loaded = load_model(path, trust_remote_code=trust_remote_code, device=device)
         info = model_info(path, loaded)
@@ -131,8 +151,9 @@ def run_evaluation(
             if benchmark
             else benchmark_for_env(getattr(loaded.config, "env_name", None))
         )
+    if benchmark is None:
+        refuse_nonstandard(bench)  # the model's own benchmark, known now
     prompt = Prompt(prompt_episodes, prompt_epsilon) if prompt_episodes else None
-    refuse_nonstandard(bench)
     with progress_bar() as progress:
         bar = progress.add_task(f"evaluating {model} on {bench.name}", total=None)
         results = evaluate(
@@ -150,12 +171,11 @@ def run_evaluation(
         )
     if not is_main_process():
         return results
-    root = Path(output) if output else leaderboards_dir(leaderboards, hub).parent / "results"
+    root = Path(output) if output else board_dir.parent / "results"
     path = Path(output) if output and output.endswith(".json") else default_output(results, root)
     write_results(results, path)
     show_results(results, path)
     if submit:
-        board_dir = leaderboards_dir(leaderboards, hub)
         entry = submit_entry(board_dir, path)
         write_readme(board_dir)
         console.print(
@@ -213,12 +233,12 @@ def evaluate_command(
         None, "--benchmark", help="Benchmark (default: the model's environment)."
     ),
     episodes: int = typer.Option(
-        None, "--episodes", help="In-context episodes (default: the benchmark's)."
+        None, "--episodes", min=1, help="In-context episodes (default: the benchmark's)."
     ),
     seeds: int = typer.Option(
-        None, "--seeds", help="Evaluation seeds per task (default: the benchmark's)."
+        None, "--seeds", min=1, help="Evaluation seeds per task (default: the benchmark's)."
     ),
-    seed: int = typer.Option(0, "--seed", help="Base seed of the evaluation."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Base seed of the evaluation."),
     output: str = typer.Option(
         None, "--output", help="Results directory or .json path (default: results/<benchmark>/)."
     ),
@@ -229,10 +249,10 @@ def evaluate_command(
         False, "--greedy", help="Take the argmax action instead of sampling."
     ),
     prompt_episodes: int = typer.Option(
-        0, "--prompt-episodes", help="Demonstration episodes fed into the context first."
+        0, "--prompt-episodes", min=0, help="Demonstration episodes fed into the context first."
     ),
     prompt_epsilon: float = typer.Option(
-        0.0, "--prompt-epsilon", help="Random-action rate of the demonstrations."
+        0.0, "--prompt-epsilon", min=0.0, max=1.0, help="Random-action rate of the demonstrations."
     ),
     trust_remote_code: bool = typer.Option(
         False, "--trust-remote-code", help="Allow running code shipped with the model."

@@ -130,7 +130,9 @@ def site(
 
 @leaderboard_app.command("serve")
 def serve(
-    port: int = typer.Option(8000, "--port", help="Port to serve on (0: any free port)."),
+    port: int = typer.Option(
+        8000, "--port", min=0, max=65535, help="Port to serve on (0: any free port)."
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
     output: str = typer.Option(
         None, "--output", help="Build the site here (default: a temporary directory)."

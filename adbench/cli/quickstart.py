@@ -25,10 +25,10 @@ def quickstart(
         "runs/quickstart", "--output", help="Working directory for the run."
     ),
     max_steps: int = typer.Option(
-        2500, "--max-steps", help="AD training steps (the recipe has 4000)."
+        2500, "--max-steps", min=1, help="AD training steps (the recipe has 4000)."
     ),
     episodes: int = typer.Option(
-        None, "--episodes", help="In-context episodes (default: the benchmark's 1000)."
+        None, "--episodes", min=1, help="In-context episodes (default: the benchmark's 1000)."
     ),
     leaderboards: str = typer.Option(
         None, "--leaderboards", help="Leaderboards directory (default: <hub>/leaderboards)."

@@ -10,44 +10,10 @@ from typing import Any
 import typer
 
 from adbench.cli._common import HubOption, console, is_main_process, progress_bar
-from adbench.errors import AdbenchError
 
 train_app = typer.Typer(
     help="Train AD, ED (from a dataset) or RL^2 (online).", no_args_is_help=True
 )
-
-
-def read_recipe(path: str | None) -> dict[str, Any]:
-    """A recipe: a YAML mapping of hyperparameter names to values, given by path or by the
-    name of a baseline recipe (``ad-darkroom``)."""
-    if path is None:
-        return {}
-    import yaml
-
-    from adbench.resources import recipe_path
-
-    recipe = recipe_path(path)
-    try:
-        values = yaml.safe_load(recipe.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise AdbenchError(
-            f"recipe {recipe} is not valid YAML: {str(exc).splitlines()[0]}"
-        ) from exc
-    if not isinstance(values, dict):
-        raise AdbenchError(f"recipe {recipe} must be a mapping of hyperparameter: value")
-    return values
-
-
-def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
-    import yaml
-
-    values: dict[str, Any] = {}
-    for pair in pairs or []:
-        if "=" not in pair:
-            raise AdbenchError(f"--set takes KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        values[key.strip()] = yaml.safe_load(value)
-    return values
 
 
 def _command() -> str:
@@ -64,24 +30,20 @@ def _train_distilled(
     hub: str | None,
     overrides: list[str] | None,
 ) -> None:
+    from adbench.fileio import check_writable_dir
+    from adbench.training.common import argument_layers
     from adbench.training.train_ad import ADTrainArgs, train_ad
+    from adbench.validation import build_args
 
-    values = read_recipe(recipe)
-    if values.get("method", method) != method:
-        raise AdbenchError(
-            f"{recipe} is a {values['method']} recipe: use `adbench train {values['method']}`"
-        )
-    values["method"] = method
-    values.update(parse_overrides(overrides))
-    for key, value in (
-        ("dataset", dataset),
-        ("max_steps", max_steps),
-        ("seed", seed),
-        ("hub", hub),
-    ):
-        if value is not None:
-            values[key] = value
-    args = ADTrainArgs.from_dict(values, source=recipe or "the options")
+    options = {
+        "method": method,
+        "dataset": dataset,
+        "max_steps": max_steps,
+        "seed": seed,
+        "hub": hub,
+    }
+    args = build_args(ADTrainArgs, argument_layers(method, recipe, overrides, options))
+    check_writable_dir(output, "--output")
     with progress_bar("[cyan]{task.fields[status]}") as progress:
         bar = progress.add_task(f"training {method.upper()}", total=args.max_steps, status="")
 
@@ -104,11 +66,13 @@ DatasetOption = typer.Option(None, "--dataset", help="History dataset id, e.g. a
 RecipeOption = typer.Option(
     None, "--recipe", help="Recipe: a YAML file, or a baseline recipe's name (ad-darkroom, ...)."
 )
-MaxStepsOption = typer.Option(None, "--max-steps", help="Optimiser steps (overrides the recipe).")
+MaxStepsOption = typer.Option(
+    None, "--max-steps", min=1, help="Optimiser steps (overrides the recipe)."
+)
 OutputOption = typer.Option(
     ..., "--output", help="Model directory to write (resumes if it holds a checkpoint)."
 )
-SeedOption = typer.Option(None, "--seed", help="Seed (overrides the recipe).")
+SeedOption = typer.Option(None, "--seed", min=0, help="Seed (overrides the recipe).")
 SetOption = typer.Option(None, "--set", help="Override a recipe value: KEY=VALUE (repeatable).")
 
 
@@ -144,36 +108,26 @@ def train_ed_command(
 def train_rl2_command(
     env: str = typer.Option(None, "--env", help="Environment to meta-train on, e.g. darkroom."),
     recipe: str = RecipeOption,
-    max_steps: int = typer.Option(None, "--max-steps", help="PPO updates (overrides the recipe)."),
+    max_steps: int = typer.Option(
+        None, "--max-steps", min=1, help="PPO updates (overrides the recipe)."
+    ),
     output: str = OutputOption,
     seed: int = SeedOption,
     hub: str = HubOption,
     set_: list[str] = SetOption,
 ) -> None:
     """RL^2: a recurrent policy meta-trained online with PPO (no dataset; --hub unused)."""
-    from dataclasses import fields
-
-    from adbench.training.train_rl2 import RL2Args, train_rl2
-
-    values = read_recipe(recipe)
-    if values.pop("method", "rl2") != "rl2":
-        raise AdbenchError(f"{recipe} is not an rl2 recipe: use the matching `adbench train`")
-    values.update(parse_overrides(set_))
-    for key, value in (("env", env), ("total_updates", max_steps), ("seed", seed)):
-        if value is not None:
-            values[key] = value
-    names = {f.name for f in fields(RL2Args)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise AdbenchError(
-            f"unknown key(s) {unknown} in {recipe or 'the options'}: valid keys "
-            f"are {', '.join(sorted(names))}"
-        )
-    args = RL2Args(**values)
-    args.validate()
     from adbench.envs import get_family
+    from adbench.fileio import check_writable_dir
+    from adbench.training.common import argument_layers
+    from adbench.training.train_rl2 import RL2Args, train_rl2
+    from adbench.validation import build_args
 
-    get_family(args.env)  # an unknown env fails before any work
+    options = {"env": env, "total_updates": max_steps, "seed": seed}
+    args = build_args(RL2Args, argument_layers("rl2", recipe, set_, options))
+    family = get_family(args.env)  # an unknown env or split fails before any work
+    family.split(args.split or family.train_split)
+    check_writable_dir(output, "--output")
     with progress_bar("[cyan]{task.fields[status]}") as progress:
         bar = progress.add_task("training RL^2", total=args.total_updates, status="")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -170,8 +171,8 @@ def evaluate(
     ``model_id`` in ``REFERENCE_POLICIES`` on ``benchmark``; returns the results record."""
     started = time.perf_counter()
     family = benchmark.family
-    episodes = episodes or benchmark.episodes
-    seeds = seeds or benchmark.seeds
+    episodes = benchmark.episodes if episodes is None else episodes
+    seeds = benchmark.seeds if seeds is None else seeds
     if episodes < 1 or seeds < 1:
         raise AdbenchError("--episodes and --seeds must be at least 1")
     decoding = "greedy" if greedy else "sample"
@@ -266,6 +267,9 @@ def evaluate(
 
 
 def default_output(results: dict[str, Any], root: Path) -> Path:
+    """``<root>/<benchmark>/<model>-<date>-<run id>.json``: the run id (random, not part of
+    the results) keeps concurrent runs of one model in one second from overwriting each
+    other's files."""
     name = results["model"]["id"].replace("/", "__")
     stamp = results["date"].replace(":", "").replace("-", "")
-    return root / results["benchmark"]["name"] / f"{name}-{stamp}.json"
+    return root / results["benchmark"]["name"] / f"{name}-{stamp}-{uuid.uuid4().hex[:8]}.json"

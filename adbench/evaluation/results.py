@@ -25,7 +25,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adbench.errors import AdbenchError
-from adbench.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from adbench.fileio import atomic_path, atomic_write_bytes, atomic_write_text, sha256_file
 
 SCHEMA = "adbench-results/2"
 RUNS_SUFFIX = ".runs.parquet"
@@ -436,7 +436,8 @@ def plot_learning_curves(
     )
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from adbench.envs import get_family
 from adbench.envs.base import EnvFamily, fingerprint, stable_permutation
 from adbench.errors import AdbenchError
-from adbench.fileio import atomic_write_json, atomic_write_text, sha256_file
+from adbench.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
 from adbench.histories.schema import step_features, steps_table, task_features
 from adbench.histories.specs import DEFAULT_ORG, BuildConfig, resolve_config
 from adbench.hub import local_repo_dir
@@ -102,12 +102,10 @@ def _write_parquet(table: pa.Table, path: Path) -> None:
     """Write atomically, with row groups of about ``ROW_GROUP_BYTES``: Parquet keeps levels
     for every leaf of a nested list, so a 72x96x3 frame is 20,736 leaves, and row groups
     sized by rows alone would take gigabytes of memory to write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
     bytes_per_row = max(1, table.nbytes // max(1, table.num_rows))
     rows = int(min(64 * 1024, max(256, ROW_GROUP_BYTES // bytes_per_row)))
-    pq.write_table(table, tmp, compression="zstd", row_group_size=rows)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=rows)
 
 
 def _episodes_to_table(

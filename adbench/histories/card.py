@@ -11,6 +11,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from adbench.errors import AdbenchError
+from adbench.fileio import atomic_path
 from adbench.histories.specs import BuildConfig
 from adbench.resources import data_dir
 
@@ -101,7 +102,8 @@ def write_learning_curve(
     ax.set_title(f"{config.name}: source learning curve")
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png", metadata={"Software": None})
-    plt.close(fig)
-    tmp.replace(path)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format="png", metadata={"Software": None})
+    finally:
+        plt.close(fig)

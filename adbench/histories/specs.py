@@ -5,28 +5,32 @@ optimal) and paper-scale sizes a few options away.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pydantic.dataclasses import dataclass as args_dataclass
+
 from adbench.errors import AdbenchError
+from adbench.validation import ARGS_CONFIG, NonNegative, Positive, Seed, build_args
 
 DEFAULT_ORG = "ad-bench"
 
 
-@dataclass(frozen=True)
+@args_dataclass(frozen=True, config=ARGS_CONFIG)
 class BuildConfig:
-    """Every knob that determines a history dataset's bytes (recorded in its metadata)."""
+    """Every knob that determines a history dataset's bytes (recorded in its metadata);
+    types and ranges are checked when an instance is made."""
 
     name: str  # dataset name, e.g. "darkroom"
     env: str  # environment family name
     source: str  # source algorithm name
-    tasks: int  # number of train tasks (a fixed, seeded subset of the train split)
-    learners: int  # independent learners per task
-    episodes: int  # learning episodes per learner
-    every: int  # keep every k-th learning episode (episode % every == 0)
-    expert_episodes: int  # post-learning episodes per learner (the `expert` config)
-    seed: int
-    histories_per_shard: int  # learners run together and written to one shard
+    tasks: Positive  # number of train tasks (a fixed, seeded subset of the train split)
+    learners: Positive  # independent learners per task
+    episodes: Positive  # learning episodes per learner
+    every: Positive  # keep every k-th learning episode (episode % every == 0)
+    expert_episodes: NonNegative  # post-learning episodes per learner (the `expert` config)
+    seed: Seed
+    histories_per_shard: Positive  # learners run together and written to one shard
     source_hyperparameters: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -175,10 +179,6 @@ def resolve_config(name: str, **overrides: Any) -> BuildConfig:
                 f"{', '.join(spec.sources)}"
             )
         changes.setdefault("source_hyperparameters", {})
-    config = replace(spec.defaults, **changes)
-    for option in ("tasks", "learners", "episodes", "every", "histories_per_shard"):
-        if getattr(config, option) < 1:
-            raise AdbenchError(f"--{option} must be at least 1, got {getattr(config, option)}")
-    if config.expert_episodes < 0:
-        raise AdbenchError(f"--expert-episodes must be >= 0, got {config.expert_episodes}")
-    return config
+    return build_args(
+        BuildConfig, [(f"the {name} defaults", spec.defaults.to_dict()), ("the options", changes)]
+    )

@@ -40,10 +40,21 @@ def check_model_dir(path: Path) -> dict[str, Any]:
         raise AdbenchError(f"{path} has no config.json: not a transformers model directory")
     try:
         config = json.loads(config_file.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise AdbenchError(
-            f"{config_file} is corrupted ({exc.msg}): re-save or re-pull the model"
+            f"{config_file} is corrupted ({getattr(exc, 'msg', exc)}): re-save or re-pull the model"
         ) from exc
+    if not isinstance(config, dict):
+        raise AdbenchError(
+            f"{config_file} holds a JSON {type(config).__name__}, not an object: a transformers "
+            "config is a JSON object of name: value; re-save or re-pull the model"
+        )
+    if not isinstance(config.get("model_type"), str):
+        raise AdbenchError(
+            f"{config_file} has no model_type: re-save the model with save_pretrained"
+        )
+    if not isinstance(config.get("auto_map") or {}, dict):
+        raise AdbenchError(f"{config_file}: auto_map must be an object of class: module.Class")
     weights = path / WEIGHTS_FILE
     if not weights.exists():
         pickled = [p.name for p in path.glob("*.bin")] + [p.name for p in path.glob("*.pt")]
@@ -83,6 +94,7 @@ def load_model(
 
     import adbench.models  # noqa: F401  (registers the built-in model types)
 
+    target = resolve_device(device)  # a bad --device fails before anything is fetched
     path = model_dir(model, hub=hub, endpoint=endpoint, revision=revision)
     config = check_model_dir(path)
     model_type = config.get("model_type")
@@ -92,12 +104,38 @@ def load_model(
             f"{model} is a {model_type!r} model, which adbench does not know: pass "
             "--trust-remote-code to run the code it ships (only for code you trust)"
         )
-    loaded = AutoModel.from_pretrained(
-        str(path), trust_remote_code=trust_remote_code and not built_in, use_safetensors=True
-    )
-    if device:
-        loaded = loaded.to(device)
-    return loaded.eval()
+    try:
+        loaded = AutoModel.from_pretrained(
+            str(path), trust_remote_code=trust_remote_code and not built_in, use_safetensors=True
+        )
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # A config.json whose values do not make that model (a string for a size, a
+        # missing field), or a shipped model class that does not build from it.
+        raise AdbenchError(
+            f"cannot load {model} from {path / 'config.json'}: {type(exc).__name__}: {exc}"
+        ) from exc
+    return loaded.to(target).eval()
+
+
+def resolve_device(device: str | None) -> Any:
+    """``--device`` as a torch device that exists here (default: the CPU)."""
+    import torch
+
+    if not device:
+        return torch.device("cpu")
+    try:
+        target = torch.device(device)
+        if target.type == "meta":
+            raise ValueError("the meta device holds no data")
+        torch.empty(1, device=target)  # a device this machine does not have fails here
+    except (RuntimeError, AssertionError, ValueError, TypeError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        first = "not a torch device" if "Expected one of" in text else text.split(". ")[0][:120]
+        raise AdbenchError(
+            f"--device {device!r} cannot be used here ({first}): give cpu, or cuda:N / mps "
+            "where torch sees that device"
+        ) from exc
+    return target
 
 
 MODEL_CODE_FILES = {

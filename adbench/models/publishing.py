@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 from adbench.errors import AdbenchError
-from adbench.fileio import atomic_directory
-from adbench.hub import local_repo_dir, push_repo, validate_repo_id
+from adbench.fileio import remove_path, replace_directory, temp_dir_beside
+from adbench.hub import local_repo_dir, push_folder, validate_repo_id
 from adbench.models.loading import PUBLISHED_FILES_EXCLUDE, check_model_dir
 
 
@@ -21,23 +21,33 @@ def publish_model(
     private: bool = False,
 ) -> Path:
     """Copy a checked model directory into the local hub as ``models/ORG/NAME`` (atomically,
-    without training checkpoints); with ``endpoint``, also upload it there."""
+    without training checkpoints); with ``endpoint``, upload it there first (a failed upload
+    leaves the local hub untouched)."""
     source = Path(source_dir)
     if not source.is_dir():
         raise AdbenchError(f"model directory {source} does not exist")
     validate_repo_id(repo_id)
     check_model_dir(source)
     target = local_repo_dir(repo_id, "model", hub)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if source.resolve() != target.resolve():
-        with atomic_directory(target) as staging:
-            for item in source.iterdir():
-                if item.name in PUBLISHED_FILES_EXCLUDE or item.name.startswith("."):
-                    continue
-                if item.is_dir():
-                    shutil.copytree(item, staging / item.name)
-                else:
-                    shutil.copy2(item, staging / item.name)
-    if endpoint is not None:
-        push_repo(repo_id, "model", hub=hub, endpoint=endpoint, token=token, private=private)
+    if source.resolve() == target.resolve():
+        if endpoint is not None:
+            push_folder(target, repo_id, "model", endpoint=endpoint, token=token, private=private)
+        return target
+    # Staged beside its final place, uploaded from there, and only then moved into the local
+    # hub: a remote that refuses leaves the local hub as it was.
+    staging = temp_dir_beside(target)
+    try:
+        for item in source.iterdir():
+            if item.name in PUBLISHED_FILES_EXCLUDE or item.name.startswith("."):
+                continue
+            if item.is_dir():
+                shutil.copytree(item, staging / item.name)
+            else:
+                shutil.copy2(item, staging / item.name)
+        if endpoint is not None:
+            push_folder(staging, repo_id, "model", endpoint=endpoint, token=token, private=private)
+        replace_directory(staging, target)
+    except BaseException:
+        remove_path(staging)
+        raise
     return target

@@ -44,36 +44,37 @@ with learning frozen.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from numpy.typing import NDArray
+from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.validation import ARGS_CONFIG, NonNegativeFloat, Positive, PositiveFloat, UnitInterval
 
 # Largest reward count that still changes what the agent should do, per family.
 MEMORY_CAP: dict[str, int] = {"darkroom": 0, "darkroom-hard": 1, "key-to-door": 2}
 
 
-@dataclass
+@args_dataclass(config=ARGS_CONFIG)
 class A2CConfig(SourceConfig):
     """Hyperparameters of the batched advantage actor-critic."""
 
     # The paper's network is 3 x 128; see the module doc for why the default is smaller.
-    hidden_size: int = 64
-    num_hidden_layers: int = 2
-    learning_rate: float = 1e-3
-    adam_eps: float = 1e-5
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
-    entropy_coef: float = 0.01
-    value_coef: float = 0.5
+    hidden_size: Positive = 64
+    num_hidden_layers: Positive = 2
+    learning_rate: PositiveFloat = 1e-3
+    adam_eps: PositiveFloat = 1e-5
+    gamma: UnitInterval = 0.99
+    gae_lambda: UnitInterval = 0.95
+    entropy_coef: NonNegativeFloat = 0.01
+    value_coef: NonNegativeFloat = 0.5
     # Per-learner global gradient-norm clip.
-    max_grad_norm: float = 0.5
+    max_grad_norm: PositiveFloat = 0.5
     # Expert episodes take the most likely action instead of sampling the policy.
     expert_greedy: bool = False
 

@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 
 from adbench.envs.base import EnvFamily
 from adbench.errors import AdbenchError
+from adbench.validation import build_args
 
 
 @dataclass(frozen=True)
@@ -74,13 +75,13 @@ class SourceAlgorithm(ABC):
 
     def __init__(self, config: SourceConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_cls()
-        unknown = set(overrides) - set(config.to_dict())
-        if unknown:
-            raise AdbenchError(
-                f"unknown hyperparameter(s) {sorted(unknown)} for source {self.name!r}: valid "
-                f"ones are {', '.join(config.to_dict())}"
-            )
-        self.config = type(config)(**{**config.to_dict(), **overrides})
+        self.config = build_args(
+            type(config),
+            [
+                (f"the {self.name} defaults", config.to_dict()),
+                (f"the {self.name} hyperparameters", overrides),
+            ],
+        )
 
     def check_family(self, family: EnvFamily) -> None:
         if family.name not in self.families:

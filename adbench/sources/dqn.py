@@ -56,50 +56,51 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from numpy.typing import NDArray
+from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
 from adbench.errors import AdbenchError
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
+from adbench.validation import ARGS_CONFIG, NonNegative, Positive, PositiveFloat, UnitInterval
 
 
-@dataclass
+@args_dataclass(config=ARGS_CONFIG)
 class DQNConfig(SourceConfig):
     """Hyperparameters of the batched double DQN."""
 
     # Frames are average-pooled by this factor (72x96 -> 18x24 at 4).
-    downsample: int = 4
+    downsample: Positive = 4
     # Patch convolutions: kernel = stride = patch.
-    conv1_channels: int = 16
-    conv1_patch: int = 3
-    conv2_channels: int = 32
-    conv2_patch: int = 2
-    hidden_size: int = 128
-    learning_rate: float = 1e-3
-    adam_eps: float = 1e-5
-    gamma: float = 0.9  # as the paper's Watermaze source
-    batch_size: int = 32  # transitions per learner per update
-    buffer_size: int = 5_000  # transitions per learner (~100-300 episodes' worth)
+    conv1_channels: Positive = 16
+    conv1_patch: Positive = 3
+    conv2_channels: Positive = 32
+    conv2_patch: Positive = 2
+    hidden_size: Positive = 128
+    learning_rate: PositiveFloat = 1e-3
+    adam_eps: PositiveFloat = 1e-5
+    gamma: UnitInterval = 0.9  # as the paper's Watermaze source
+    batch_size: Positive = 32  # transitions per learner per update
+    buffer_size: Positive = 5_000  # transitions per learner (~100-300 episodes' worth)
     # Env steps (of every learner at once) before the first update, and between updates.
-    learning_starts: int = 1_000
-    train_frequency: int = 8
-    target_update_interval: int = 500  # env steps between hard target-network updates
+    learning_starts: NonNegative = 1_000
+    train_frequency: Positive = 8
+    target_update_interval: Positive = 500  # env steps between hard target-network updates
     # Per-learner global gradient-norm clip.
-    max_grad_norm: float = 10.0
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.05
+    max_grad_norm: PositiveFloat = 10.0
+    epsilon_start: UnitInterval = 1.0
+    epsilon_end: UnitInterval = 0.05
     # Fraction of the learning episodes over which epsilon decays linearly to epsilon_end.
-    epsilon_decay_fraction: float = 0.7
+    epsilon_decay_fraction: UnitInterval = 0.7
     # Epsilon of the expert episodes played with learning frozen.
-    expert_epsilon: float = 0.05
+    expert_epsilon: UnitInterval = 0.05
     # torch threads while learning (see the module doc); 0 keeps the caller's setting.
-    num_threads: int = 1
+    num_threads: NonNegative = 1
 
 
 def epsilon_schedule(config: DQNConfig, episode: int, num_episodes: int) -> float:

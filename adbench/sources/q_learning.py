@@ -40,33 +40,34 @@ ties still broken at random), with learning frozen.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
+from adbench.validation import ARGS_CONFIG, StepSize, UnitInterval
 
 # Largest reward count that still changes what the agent should do, per family.
 MEMORY_CAP: dict[str, int] = {"darkroom": 0, "darkroom-hard": 1, "key-to-door": 2}
 
 
-@dataclass
+@args_dataclass(config=ARGS_CONFIG)
 class QLearningConfig(SourceConfig):
     """Hyperparameters of tabular Q-learning."""
 
     # The grids are deterministic, so a large step size is safe and lets each visit count.
-    learning_rate: float = 0.5
-    gamma: float = 0.99
-    epsilon_start: float = 1.0
-    epsilon_end: float = 0.01
+    learning_rate: StepSize = 0.5
+    gamma: UnitInterval = 0.99
+    epsilon_start: UnitInterval = 1.0
+    epsilon_end: UnitInterval = 0.01
     # Fraction of the learning episodes over which epsilon decays linearly to epsilon_end.
-    epsilon_decay_fraction: float = 0.5
+    epsilon_decay_fraction: UnitInterval = 0.5
     initial_q: float = 0.0
     # Epsilon of the expert episodes played with learning frozen (0: greedy).
-    expert_epsilon: float = 0.0
+    expert_epsilon: UnitInterval = 0.0
 
 
 def epsilon_schedule(config: QLearningConfig, episode: int, num_episodes: int) -> float:

@@ -8,20 +8,21 @@ Expert episodes pull the arm with the highest posterior mean.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.validation import ARGS_CONFIG, PositiveFloat
 
 
-@dataclass
+@args_dataclass(config=ARGS_CONFIG)
 class ThompsonConfig(SourceConfig):
-    prior_alpha: float = 1.0  # Beta prior pseudo-successes (1, 1: uniform prior)
-    prior_beta: float = 1.0  # Beta prior pseudo-failures
+    prior_alpha: PositiveFloat = 1.0  # Beta prior pseudo-successes (1, 1: uniform prior)
+    prior_beta: PositiveFloat = 1.0  # Beta prior pseudo-failures
 
 
 class ThompsonSampling(SourceAlgorithm):

@@ -9,19 +9,20 @@ uniformly at random. Expert episodes pull the arm with the best empirical mean.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.validation import ARGS_CONFIG, NonNegativeFloat
 
 
-@dataclass
+@args_dataclass(config=ARGS_CONFIG)
 class UCBConfig(SourceConfig):
-    exploration: float = 1.0  # c in mean + c * sqrt(2 ln t / n): 1.0 is UCB1
+    exploration: NonNegativeFloat = 1.0  # c in mean + c * sqrt(2 ln t / n): 1.0 is UCB1
 
 
 class UCB(SourceAlgorithm):

@@ -7,8 +7,36 @@ from pathlib import Path
 from typing import Any
 
 from adbench.distributed import force_cpu_backend
+from adbench.errors import AdbenchError
 from adbench.fileio import atomic_write_text
 from adbench.provenance import provenance
+from adbench.validation import parse_key_values, read_mapping_file
+
+Layer = tuple[str, dict[str, Any]]
+"""Where some argument values came from, and the values."""
+
+
+def argument_layers(
+    method: str, recipe: str | None, overrides: list[str] | None, options: dict[str, Any]
+) -> list[Layer]:
+    """The layers of a training run's arguments, later ones winning: the recipe (a YAML
+    file, or a baseline recipe's name), ``--set KEY=VALUE`` pairs, then the command's own
+    options (``None`` ones left out). A recipe for another method is refused."""
+    from adbench.resources import recipe_path
+
+    layers: list[Layer] = []
+    if recipe is not None:
+        path = recipe_path(recipe)
+        values = read_mapping_file(path, "recipe")
+        recipe_method = values.pop("method", method)
+        if recipe_method != method:
+            raise AdbenchError(
+                f"{path} is a {recipe_method} recipe: use `adbench train {recipe_method}`"
+            )
+        layers.append((f"recipe {path}", values))
+    layers.append(("--set", parse_key_values(overrides, "--set")))
+    layers.append(("the options", {k: v for k, v in options.items() if v is not None}))
+    return layers
 
 
 def make_accelerator(gradient_accumulation_steps: int = 1, mixed_precision: str = "no") -> Any:

@@ -13,14 +13,16 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from pydantic import Field
+from pydantic.dataclasses import dataclass
 
 from adbench.envs import get_family
 from adbench.errors import AdbenchError
@@ -31,91 +33,82 @@ from adbench.hub import repo_revision
 from adbench.models import ADConfig, ADModel
 from adbench.models.spaces import observation_spec
 from adbench.training.common import make_accelerator, write_model_card
+from adbench.validation import (
+    ARGS_CONFIG,
+    NonNegative,
+    NonNegativeFloat,
+    OpenUnitInterval,
+    Positive,
+    PositiveFloat,
+    Seed,
+    UnitInterval,
+    build_args,
+)
 
 CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "training_log.json"
 
 
-@dataclass
+@dataclass(config=ARGS_CONFIG)
 class ADTrainArgs:
-    """Every knob of an AD/ED training run (a recipe file sets any of them)."""
+    """Every knob of an AD/ED training run (a recipe file sets any of them); types and
+    ranges are checked when an instance is made (see :mod:`adbench.validation`)."""
 
-    method: str = "ad"
+    method: Literal["ad", "ed"] = "ad"
     """``ad`` trains on learning histories, ``ed`` on the dataset's ``expert`` config."""
-    dataset: str = "ad-bench/darkroom"
+    dataset: Annotated[str, Field(min_length=1)] = "ad-bench/darkroom"
     """History dataset repo id (local hub first, then the remote endpoint) or directory."""
     dataset_config: str | None = None
     """Dataset config; default ``default`` for AD, ``expert`` for ED."""
     env: str | None = None
     """If set, the environment the dataset must be of (a recipe's safety check)."""
-    seed: int = 0
-    max_steps: int = 2000
+    seed: Seed = 0
+    max_steps: Positive = 2000
     """Optimiser steps."""
-    batch_size: int = 32
+    batch_size: Positive = 32
     """Windows per optimiser step, over all processes and accumulation steps."""
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 3e-4
+    gradient_accumulation_steps: Positive = 1
+    learning_rate: PositiveFloat = 3e-4
     """Peak learning rate (the paper's cosine schedule peaks at 3e-4)."""
-    min_learning_rate_ratio: float = 0.1
+    min_learning_rate_ratio: UnitInterval = 0.1
     """The cosine decays to this fraction of the peak."""
-    warmup_steps: int = 100
-    weight_decay: float = 0.01
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.99
-    max_grad_norm: float = 1.0
-    label_smoothing: float = 0.0
-    mixed_precision: str = "no"
+    warmup_steps: NonNegative = 100
+    weight_decay: NonNegativeFloat = 0.01
+    adam_beta1: OpenUnitInterval = 0.9
+    adam_beta2: OpenUnitInterval = 0.99
+    max_grad_norm: PositiveFloat = 1.0
+    label_smoothing: OpenUnitInterval = 0.0
+    mixed_precision: Literal["no", "bf16", "fp16"] = "no"
     """``no``, ``bf16`` or ``fp16`` (Accelerate's; fp16 needs a GPU)."""
-    context_steps: int = 160
+    context_steps: Positive = 160
     """Length of the training windows, in steps (``max_train_steps`` of the model)."""
-    attention_window: int = 160
+    attention_window: Positive = 160
     """Steps each token attends to; also the size of the rolling cache when acting."""
-    hidden_size: int = 64
-    num_hidden_layers: int = 4
-    num_attention_heads: int = 4
-    intermediate_size: int = 256
-    dropout: float = 0.1
-    attention_dropout: float = 0.1
-    image_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
-    checkpoint_every: int = 500
+    hidden_size: Positive = 64
+    num_hidden_layers: Positive = 4
+    num_attention_heads: Positive = 4
+    intermediate_size: Positive = 256
+    dropout: OpenUnitInterval = 0.1
+    attention_dropout: OpenUnitInterval = 0.1
+    image_channels: Annotated[list[Positive], Field(min_length=1)] = field(
+        default_factory=lambda: [32, 64, 64]
+    )
+    checkpoint_every: NonNegative = 500
     """Save a resumable checkpoint every this many optimiser steps (0: never)."""
-    log_every: int = 25
+    log_every: Positive = 25
     hub: str | None = None
     """Local hub directory (default: ``$ADBENCH_HUB`` or the user cache)."""
 
+    def __post_init__(self) -> None:
+        if self.hidden_size % self.num_attention_heads:
+            raise AdbenchError(
+                f"num_attention_heads ({self.num_attention_heads}) must divide hidden_size "
+                f"({self.hidden_size})"
+            )
+
     @classmethod
     def from_dict(cls, values: dict[str, Any], source: str = "recipe") -> ADTrainArgs:
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise AdbenchError(
-                f"unknown key(s) {unknown} in {source}: valid keys are {', '.join(sorted(names))}"
-            )
-        args = cls(**values)
-        args.validate()
-        return args
-
-    def validate(self) -> None:
-        if self.method not in ("ad", "ed"):
-            raise AdbenchError(f"method must be ad or ed, got {self.method!r}")
-        for name in (
-            "max_steps",
-            "batch_size",
-            "gradient_accumulation_steps",
-            "context_steps",
-            "attention_window",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-        ):
-            if getattr(self, name) < 1:
-                raise AdbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.mixed_precision not in ("no", "bf16", "fp16"):
-            raise AdbenchError(
-                f"mixed_precision must be no, bf16 or fp16, got {self.mixed_precision!r}"
-            )
-        if self.hidden_size % self.num_attention_heads:
-            raise AdbenchError("hidden_size must be divisible by num_attention_heads")
+        return build_args(cls, [(source, values)])
 
     @property
     def config_name(self) -> str:
@@ -174,7 +167,6 @@ def train_ad(
     """Train, checkpoint and save an AD/ED model into ``output_dir``; resumes from the
     latest complete checkpoint there. ``stop_after`` stops after that many optimiser
     steps of this call, as an interruption would (to test resuming)."""
-    args.validate()
     accelerator = make_accelerator(args.gradient_accumulation_steps, args.mixed_precision)
     set_seed(args.seed + accelerator.process_index, deterministic=False)
 

@@ -29,12 +29,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from pydantic import Field
+from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs import get_family
 from adbench.envs.base import BatchedEnv, EnvFamily
@@ -44,90 +46,74 @@ from adbench.models.configuration_rl2 import RL2Config
 from adbench.models.modeling_rl2 import RL2Model
 from adbench.models.spaces import observation_spec
 from adbench.training.common import make_accelerator, write_model_card
+from adbench.validation import (
+    ARGS_CONFIG,
+    NonNegativeFloat,
+    Positive,
+    PositiveFloat,
+    Seed,
+    UnitInterval,
+)
 
 LOG_FILE = "training_log.json"
 
 
-@dataclass
+@args_dataclass(config=ARGS_CONFIG)
 class RL2Args:
-    """Every knob of an RL^2 training run."""
+    """Every knob of an RL^2 training run; types and ranges are checked when an instance
+    is made (see :mod:`adbench.validation`)."""
 
-    env: str = "darkroom"
+    env: Annotated[str, Field(min_length=1)] = "darkroom"
     """Environment family: short name (``darkroom``) or Gymnasium id."""
     split: str | None = None
     """Task split to train on; default the family's train split."""
-    max_tasks: int | None = None
+    max_tasks: Positive | None = None
     """Train on the first ``max_tasks`` tasks of the split only (quick runs and tests);
     default all of them."""
-    num_envs: int = 64
+    num_envs: Positive = 64
     """Parallel tasks per process; each update plays one trial in each."""
-    episodes_per_trial: int = 4
+    episodes_per_trial: Positive = 4
     """Episodes of the same task per trial (the recurrent state spans them); a new task is
     sampled for every env at every trial."""
-    total_updates: int = 500
+    total_updates: Positive = 500
     """PPO updates (one trial per env each): ``total_updates x num_envs x
     episodes_per_trial x episode_length`` env steps per process."""
-    learning_rate: float = 1e-3
+    learning_rate: PositiveFloat = 1e-3
     """Adam step size (constant)."""
-    adam_eps: float = 1e-5
+    adam_eps: PositiveFloat = 1e-5
     """Adam epsilon (CleanRL's PPO value)."""
-    gamma: float = 0.99
+    gamma: UnitInterval = 0.99
     """Discount, applied across the episodes of a trial (only the trial's end is terminal)."""
-    gae_lambda: float = 0.95
+    gae_lambda: UnitInterval = 0.95
     """GAE lambda."""
-    clip_coef: float = 0.2
+    clip_coef: PositiveFloat = 0.2
     """PPO's probability-ratio clip."""
-    entropy_coef: float = 0.01
+    entropy_coef: NonNegativeFloat = 0.01
     """Weight of the entropy bonus."""
-    value_coef: float = 0.5
+    value_coef: NonNegativeFloat = 0.5
     """Weight of the value loss (0.5 x MSE to the GAE returns)."""
-    ppo_epochs: int = 4
+    ppo_epochs: Positive = 4
     """Passes over each rollout."""
-    num_minibatches: int = 4
+    num_minibatches: Positive = 4
     """Minibatches per pass, split over envs (whole trials); must divide ``num_envs``."""
-    max_grad_norm: float = 0.5
+    max_grad_norm: PositiveFloat = 0.5
     """Global gradient-norm clip."""
     normalize_advantages: bool = True
     """Standardise advantages within each minibatch."""
-    hidden_size: int = 128
+    hidden_size: Positive = 128
     """Width of the step embedding and of the recurrent state."""
-    rnn_type: str = "gru"
+    rnn_type: Literal["gru", "lstm"] = "gru"
     """``gru`` or ``lstm``."""
-    num_rnn_layers: int = 1
+    num_rnn_layers: Positive = 1
     """Stacked recurrent layers."""
-    seed: int = 0
+    seed: Seed = 0
     """Seeds the model's initialisation, the task sampling, the envs and the actions."""
 
-    def validate(self) -> None:
-        """Raise :class:`AdbenchError` naming the first bad value."""
-        for name in (
-            "num_envs",
-            "episodes_per_trial",
-            "total_updates",
-            "ppo_epochs",
-            "num_minibatches",
-            "hidden_size",
-            "num_rnn_layers",
-        ):
-            if getattr(self, name) < 1:
-                raise AdbenchError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.max_tasks is not None and self.max_tasks < 1:
-            raise AdbenchError(f"max_tasks must be at least 1, got {self.max_tasks}")
+    def __post_init__(self) -> None:
         if self.num_envs % self.num_minibatches:
             raise AdbenchError(
                 f"num_minibatches ({self.num_minibatches}) must divide num_envs ({self.num_envs})"
             )
-        if self.rnn_type not in ("gru", "lstm"):
-            raise AdbenchError(f"rnn_type must be gru or lstm, got {self.rnn_type!r}")
-        for name in ("gamma", "gae_lambda"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise AdbenchError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        for name in ("learning_rate", "clip_coef", "max_grad_norm"):
-            if getattr(self, name) <= 0:
-                raise AdbenchError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("entropy_coef", "value_coef"):
-            if getattr(self, name) < 0:
-                raise AdbenchError(f"{name} must be non-negative, got {getattr(self, name)}")
 
 
 def rl2_config(family: EnvFamily, args: RL2Args) -> RL2Config:
@@ -268,7 +254,6 @@ def train_rl2(
     ``on_update`` receives each update's metrics on the main process. With the same seed
     and arguments, a CPU run gives the same model.
     """
-    args.validate()
     accelerator = accelerator or make_accelerator()
     device = accelerator.device
     family = get_family(args.env)
