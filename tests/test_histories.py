@@ -180,9 +180,9 @@ def test_unknown_dataset_and_options(tmp_path: Path) -> None:
         build_dataset("darkroom", hub=tmp_path, source="ucb")
     with pytest.raises(AdbenchError, match="at most 65"):
         build_dataset("darkroom", hub=tmp_path, tasks=66)
-    with pytest.raises(AdbenchError, match="every=0 .*greater than or equal to 1"):
+    with pytest.raises(AdbenchError, match=r"every=0 .*greater than or equal to 1"):
         build_dataset("darkroom", hub=tmp_path, every=0)
-    with pytest.raises(AdbenchError, match="unknown key.*'lr'"):
+    with pytest.raises(AdbenchError, match=r"unknown key.*'lr'"):
         build_dataset("bandit", hub=tmp_path, source_hyperparameters={"lr": 1})
     assert not (tmp_path / "datasets").exists() or not any(
         (tmp_path / "datasets").rglob("*.parquet")

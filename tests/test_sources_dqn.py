@@ -111,7 +111,7 @@ def test_registry_config_and_errors() -> None:
     source = get_source("dqn", gamma=0.8)
     assert isinstance(source, DQN) and source.config.gamma == 0.8
     assert DQNConfig().gamma == 0.9
-    with pytest.raises(AdbenchError, match="unknown key.*'gama' \\(did you mean 'gamma'\\?\\)"):
+    with pytest.raises(AdbenchError, match=r"unknown key.*'gama' \(did you mean 'gamma'\?\)"):
         DQN(gama=0.8)
     with pytest.raises(AdbenchError, match="does not run on"):
         next(DQN().learn(get_family("darkroom"), get_family("darkroom").split("train")[:1], 1, 0))
