@@ -83,7 +83,12 @@ def hub_root(hub: str | Path | None = None) -> Path:
         chosen = Path(os.environ["XDG_CACHE_HOME"]) / "adbench" / "hub"
     else:
         chosen = Path("~/.cache/adbench/hub")
-    return chosen.expanduser().absolute()
+    root = chosen.expanduser().absolute()
+    if root.exists() and not root.is_dir():
+        raise AdbenchError(
+            f"the local hub {root} is a file: give a directory with --hub (or $ADBENCH_HUB)"
+        )
+    return root
 
 
 def validate_repo_id(repo_id: str) -> tuple[str, str]:

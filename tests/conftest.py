@@ -6,10 +6,13 @@ temporary directory for the whole session (set before anything imports ``dataset
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="adbench-tests-"))
@@ -42,3 +45,41 @@ def run_cli(
 @pytest.fixture
 def cli():
     return run_cli
+
+
+@dataclass
+class CliRun:
+    """What one in-process ``adbench`` command did (the shape of a CompletedProcess)."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli_here(*args: str, cwd: Path | None = None) -> CliRun:
+    """Run ``adbench ARGS`` through its real entry point (``adbench.cli.main``: parsing,
+    error reporting, exit status) in this interpreter: the same behaviour as a fresh
+    process without paying seconds of imports per call."""
+    from adbench.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    previous = Path.cwd()
+    code: int = 0
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main(list(args))
+            except SystemExit as exit_:
+                code = (
+                    exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
+                )
+    finally:
+        os.chdir(previous)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def cli_here():
+    return run_cli_here

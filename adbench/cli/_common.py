@@ -45,6 +45,10 @@ def leaderboards_dir(value: str | None, hub: str | None = None) -> Path:
     ``$ADBENCH_LEADERBOARDS``, else the committed boards of the checkout adbench runs from,
     else the local hub's ``leaderboards/`` (an installed package's own boards are
     read-only reference data)."""
+    from adbench.hub import hub_root
+
+    if hub is not None:
+        hub_root(hub)  # a bad --hub is an error even where the boards are elsewhere
     if value:
         return Path(value)
     if os.environ.get("ADBENCH_LEADERBOARDS"):
@@ -54,8 +58,6 @@ def leaderboards_dir(value: str | None, hub: str | None = None) -> Path:
     root = checkout_root()
     if root is not None and (root / "leaderboards").is_dir():
         return root / "leaderboards"
-    from adbench.hub import hub_root
-
     return hub_root(hub) / "leaderboards"
 
 

@@ -61,6 +61,8 @@ def rollout(
     compare their mean returns with the exact reference returns."""
     names = env or list(FAMILIES)
     families = [get_family(n) for n in names]
+    for family in families:  # an unknown split fails before the first rollout
+        family.split(split or family.test_splits[0])
     table = Table(title=f"reference policies, {episodes} episodes per task (seed {seed})")
     for column in (
         "env",

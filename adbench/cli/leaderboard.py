@@ -148,8 +148,9 @@ def serve(
 
     with tempfile.TemporaryDirectory(prefix="adbench-site-") as temporary:
         root = Path(output) if output else Path(temporary)
-        build_site(leaderboards_dir(leaderboards, hub), root, hub=hub)
-        with serving(root, host, port) as url:
+        directory = leaderboards_dir(leaderboards, hub)
+        with serving(root, host, port) as url:  # a bad --host or --port fails before a write
+            build_site(directory, root, hub=hub)
             console.print(f"serving the leaderboard at {url} (Ctrl-C to stop)")
             try:
                 while True:  # sleep, unlike a bare lock wait, is always woken by Ctrl-C

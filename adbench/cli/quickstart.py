@@ -38,6 +38,7 @@ def quickstart(
     from adbench.cli.datasets import build as build_command
     from adbench.cli.evaluate import run_evaluation
     from adbench.cli.train import _train_distilled
+    from adbench.fileio import check_writable_dir
     from adbench.hub import hub_root, local_repo_dir
     from adbench.leaderboards.board import load_board
     from adbench.leaderboards.render import render_table
@@ -45,8 +46,10 @@ def quickstart(
     from adbench.resources import data_dir, recipe_path
 
     started = time.perf_counter()
-    work = Path(output)
+    work = check_writable_dir(output, "--output")
     board_dir = Path(leaderboards) if leaderboards else hub_root(hub) / "leaderboards"
+    check_writable_dir(board_dir, "--leaderboards")
+    check_writable_dir(hub_root(hub), "--hub")
     board_dir.mkdir(parents=True, exist_ok=True)
     official = data_dir("leaderboards") / "darkroom"
     if official.is_dir() and not (board_dir / "darkroom").exists():

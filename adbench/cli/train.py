@@ -119,10 +119,12 @@ def train_rl2_command(
     """RL^2: a recurrent policy meta-trained online with PPO (no dataset; --hub unused)."""
     from adbench.envs import get_family
     from adbench.fileio import check_writable_dir
+    from adbench.hub import hub_root
     from adbench.training.common import argument_layers
     from adbench.training.train_rl2 import RL2Args, train_rl2
     from adbench.validation import build_args
 
+    hub_root(hub)  # unused by RL^2, but a bad one is still an error
     options = {"env": env, "total_updates": max_steps, "seed": seed}
     args = build_args(RL2Args, argument_layers("rl2", recipe, set_, options))
     family = get_family(args.env)  # an unknown env or split fails before any work

@@ -140,6 +140,7 @@ def write_readme(directory: Path) -> Path:
     """Regenerate ``<directory>/README.md`` atomically and return its path; regenerations
     are serialised by a ``flock``, so the last one written includes every submission."""
     directory = Path(directory)
+    render_readme(directory)  # an unreadable board fails here, before the lock file exists
     with exclusive_lock(directory / LOCK_NAME):
         text = render_readme(directory)
         path = directory / README_NAME

@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 
 import adbench
+from adbench.errors import AdbenchError
 from adbench.evaluation.results import curve_band, read_runs, runs_path
-from adbench.fileio import atomic_write_text
+from adbench.fileio import atomic_write_text, check_writable_dir
 from adbench.leaderboards.board import Board, board_names, load_board, ranked
 from adbench.leaderboards.verify import model_dir_at_hand
 
@@ -141,11 +142,14 @@ def build_site(
     """Write the site of every board in ``directory`` into ``output``; returns the path
     of its landing page ``index.html``."""
     output = Path(output)
+    if not hub_url.startswith(("http://", "https://")):
+        raise AdbenchError(f"--hub-url {hub_url!r} must be an http:// or https:// URL")
+    check_writable_dir(output, "--output")
+    boards = [load_board(directory, name) for name in board_names(directory)]  # read all first
     env = _environment()
     (output / "assets").mkdir(parents=True, exist_ok=True)
     for name in STATIC_ASSETS:
         shutil.copyfile(ASSETS_DIR / name, output / "assets" / name)
-    boards = [load_board(directory, name) for name in board_names(directory)]
     listed = []
     for board in boards:
         rows = ranked(board.entries)
@@ -183,7 +187,13 @@ def serving(root: Path, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]
             pass
 
     handler = functools.partial(QuietHandler, directory=str(root))
-    server = http.server.ThreadingHTTPServer((host, port), handler)
+    try:
+        server = http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as error:
+        raise AdbenchError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}); pick another --port "
+            "(0 picks a free one) or --host"
+        ) from error
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

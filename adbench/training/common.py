@@ -34,7 +34,13 @@ def argument_layers(
                 f"{path} is a {recipe_method} recipe: use `adbench train {recipe_method}`"
             )
         layers.append((f"recipe {path}", values))
-    layers.append(("--set", parse_key_values(overrides, "--set")))
+    overridden = parse_key_values(overrides, "--set")
+    if "method" in overridden:
+        raise AdbenchError(
+            f"--set method={overridden['method']} cannot change the method: it is the command's "
+            f"(`adbench train {method}`)"
+        )
+    layers.append(("--set", overridden))
     layers.append(("the options", {k: v for k, v in options.items() if v is not None}))
     return layers
 
