@@ -148,7 +148,9 @@ def test_cli_unknown_model_says_where_it_looked_and_how_to_push(tmp_path: Path, 
     assert str(tmp_path) in result.stderr and "Traceback" not in result.stderr
 
 
-def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
+def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli_here) -> None:
+    # Through the CLI's entry point in this process (a fresh process per command would
+    # add seconds of imports each; test_packaging runs the CLI in fresh processes).
     # The bandit's full protocol is 1500 runs of only 2000 steps, played as one batch: the
     # cheapest benchmark to rank a real model on.
     torch.manual_seed(0)
@@ -172,11 +174,11 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
     bandit_model.save_pretrained(model_dir)
     boards = tmp_path / "boards"
     hub = tmp_path / "hub"
-    pushed = cli("push", str(model_dir), "--repo", "me/tiny-ad", "--hub", str(hub))
+    pushed = cli_here("push", str(model_dir), "--repo", "me/tiny-ad", "--hub", str(hub))
     assert pushed.returncode == 0, pushed.stderr
     common = ("--benchmark", "bandit", "--hub", str(hub), "--leaderboards", str(boards))
     for model in ("random", "optimal", "me/tiny-ad"):  # the full protocol: ranked
-        result = cli(
+        result = cli_here(
             "evaluate",
             "--model",
             model,
@@ -192,18 +194,18 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
     results = read_results(boards / entry["results_file"])
     assert results["model"]["weights_sha256"] and len(results["model"]["revision"]) == 40
     assert results["protocol"]["standard"] and results["submission"]["id"] == entry["id"]
-    shown = cli("leaderboard", "show", "bandit", "--leaderboards", str(boards))
+    shown = cli_here("leaderboard", "show", "bandit", "--leaderboards", str(boards))
     assert shown.returncode == 0
     assert shown.stdout.index("optimal") < shown.stdout.index("me/tiny-ad")
     assert "me/tiny-ad" in (boards / "README.md").read_text()
-    verified = cli("leaderboard", "verify", "--leaderboards", str(boards), "--hub", str(hub))
+    verified = cli_here("leaderboard", "verify", "--leaderboards", str(boards), "--hub", str(hub))
     assert verified.returncode == 0, verified.stderr
     assert "3 entries verified" in verified.stdout and "checked" in verified.stdout
 
     # Non-standard runs are evaluated and saved, never ranked.
     before = sorted(p.name for p in (boards / "bandit").iterdir())
     for extra in (("--episodes", "2"), ("--greedy",), ("--prompt-episodes", "1"), ("--seed", "1")):
-        refused = cli(
+        refused = cli_here(
             "evaluate",
             "--model",
             "random",
@@ -217,12 +219,12 @@ def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli) -> None:
         assert "cannot submit to bandit v1.0" in refused.stderr
         assert len(refused.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
-    saved = cli(
+    saved = cli_here(
         "evaluate", "--model", "random", *common, "--episodes", "2", "--output", str(tmp_path / "x")
     )
     assert saved.returncode == 0, saved.stderr
     (saved_file,) = (tmp_path / "x" / "bandit").glob("*.json")
-    late = cli("leaderboard", "submit", str(saved_file), "--leaderboards", str(boards))
+    late = cli_here("leaderboard", "submit", str(saved_file), "--leaderboards", str(boards))
     assert late.returncode == 2 and "--episodes 2 (the benchmark's: 20)" in late.stderr
     assert sorted(p.name for p in (boards / "bandit").iterdir()) == before
 
