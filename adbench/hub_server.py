@@ -34,6 +34,12 @@ A commit is staged in a temporary directory beside the repo (unchanged files har
 new ones written whole) and swapped in with ``adbench.fileio.replace_directory``: readers see
 the old or the new repo, never a mix. There is no authentication; it binds to 127.0.0.1 unless
 told otherwise.
+
+What a client can hold is bounded: every read waits at most ``read_timeout`` seconds (so an
+idle or stalled connection is closed), a body must arrive at ``MIN_UPLOAD_BYTES_PER_S`` on
+average, a body over ``max_body_bytes`` is refused with 413 before it is read, and a commit cut
+off for any of these reasons removes its staging directory. Each connection has its own
+thread, so a stalled client does not hold up the others.
 """
 
 from __future__ import annotations
