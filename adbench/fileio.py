@@ -9,6 +9,7 @@ process.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -205,3 +206,24 @@ def check_writable_dir(path: str | Path, what: str) -> Path:
     if not os.access(existing, os.W_OK | os.X_OK):
         raise AdbenchError(f"{what} {path}: no permission to write in {existing}")
     return path
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path, *, busy: str | None = None) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block. Locks are
+    per open file description, so this excludes other threads of the process too. Waits for
+    the lock, or, given ``busy`` (what the lock protects, for the message), refuses at once
+    with :class:`AdbenchError` when another process holds it."""
+    lock = Path(path)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if busy else 0))
+        except BlockingIOError:
+            raise AdbenchError(
+                f"{busy} is in use by another process (it holds {lock}): wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # closing the last descriptor releases the lock

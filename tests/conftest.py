@@ -14,6 +14,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="adbench-tests-"))
 os.environ["HF_HOME"] = str(_SESSION_DIR / "hf")
@@ -83,3 +84,29 @@ def run_cli_here(*args: str, cwd: Path | None = None) -> CliRun:
 @pytest.fixture
 def cli_here():
     return run_cli_here
+
+
+def tiny_bandit_model(seed: int = 0) -> Any:
+    """An untrained AD model of the bandit, as small as it gets: the bandit's full protocol
+    (1500 runs of 2000 steps, one batch) is the cheapest one to rank a real model on."""
+    import torch
+
+    from adbench.models import ADConfig, ADModel
+
+    torch.manual_seed(seed)
+    return ADModel(
+        ADConfig(
+            attention_window=4,
+            hidden_size=8,
+            num_hidden_layers=1,
+            num_attention_heads=1,
+            intermediate_size=8,
+            env_name="bandit",
+            env_id="adbench/AdversarialBandit-v0",
+            observation_type="none",
+            observation_shape=[],
+            observation_high=[],
+            num_actions=10,
+            episode_length=100,
+        )
+    )

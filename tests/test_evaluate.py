@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import tiny_bandit_model
 
 from adbench.errors import AdbenchError
 from adbench.evaluation.benchmarks import get_benchmark
@@ -151,25 +152,7 @@ def test_cli_unknown_model_says_where_it_looked_and_how_to_push(tmp_path: Path, 
 def test_cli_evaluate_submit_show_round_trip(tmp_path: Path, cli_here) -> None:
     # Through the CLI's entry point in this process (a fresh process per command would
     # add seconds of imports each; test_packaging runs the CLI in fresh processes).
-    # The bandit's full protocol is 1500 runs of only 2000 steps, played as one batch: the
-    # cheapest benchmark to rank a real model on.
-    torch.manual_seed(0)
-    bandit_model = ADModel(
-        ADConfig(
-            attention_window=20,
-            hidden_size=16,
-            num_hidden_layers=1,
-            num_attention_heads=2,
-            intermediate_size=32,
-            env_name="bandit",
-            env_id="adbench/AdversarialBandit-v0",
-            observation_type="none",
-            observation_shape=[],
-            observation_high=[],
-            num_actions=10,
-            episode_length=100,
-        )
-    )
+    bandit_model = tiny_bandit_model()
     model_dir = tmp_path / "m"
     bandit_model.save_pretrained(model_dir)
     boards = tmp_path / "boards"

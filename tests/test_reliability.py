@@ -28,14 +28,13 @@ import pytest
 import torch
 import typer
 import yaml
-from conftest import run_cli_here
+from conftest import run_cli_here, tiny_bandit_model
 from pydantic import TypeAdapter
 
 from adbench.cli import app
 from adbench.fileio import TEMP_PREFIX, atomic_path
 from adbench.hub_server import serving
 from adbench.leaderboards.board import load_board
-from adbench.models import ADConfig, ADModel
 from adbench.models.publishing import publish_model
 from adbench.sources import SOURCES, get_source_class
 from adbench.training.train_ad import ADTrainArgs
@@ -46,26 +45,6 @@ UNREACHABLE = "http://127.0.0.1:9"  # the discard port: connection refused at on
 
 # ---------------------------------------------------------------------------------------
 # The workspace every failing command runs in, and the proof that it wrote nothing.
-
-
-def tiny_bandit_model(seed: int = 0) -> ADModel:
-    torch.manual_seed(seed)
-    return ADModel(
-        ADConfig(
-            attention_window=4,
-            hidden_size=8,
-            num_hidden_layers=1,
-            num_attention_heads=1,
-            intermediate_size=8,
-            env_name="bandit",
-            env_id="adbench/AdversarialBandit-v0",
-            observation_type="none",
-            observation_shape=[],
-            observation_high=[],
-            num_actions=10,
-            episode_length=100,
-        )
-    )
 
 
 @pytest.fixture(scope="module")
@@ -809,3 +788,15 @@ def _wait_for(condition: typing.Callable[[], bool], seconds: float) -> bool:
             return True
         time.sleep(0.02)
     return condition()
+
+
+def test_a_second_build_of_the_same_dataset_is_refused_while_one_runs(tmp_path: Path) -> None:
+    from adbench.fileio import exclusive_lock
+    from adbench.hub import list_repos, local_repo_dir
+
+    final = local_repo_dir("ad-bench/darkroom", "dataset", tmp_path)
+    with exclusive_lock(final.with_name(f".{final.name}.lock")):  # as a running build holds it
+        result = run_cli_here("datasets", "build", "darkroom", "--hub", str(tmp_path))
+    assert_one_line_refusal(result, "the build of ad-bench/darkroom is in use by another process")
+    assert not final.exists() and not final.with_name(f".{final.name}.partial").exists()
+    assert list_repos("dataset", tmp_path) == []

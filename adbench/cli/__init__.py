@@ -105,9 +105,12 @@ def main(argv: list[str] | None = None) -> None:
         # line like every other error (Typer's own display is a multi-line panel).
         code = app(args=argv, standalone_mode=False)
     except usage_errors as exc:
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if not message.strip():  # a bare group: the parser has printed its help already
+            sys.exit(getattr(exc, "exit_code", 2))
         context = getattr(exc, "ctx", None)
         hint = f" (see `{context.command_path} --help`)" if context is not None else ""
-        _fail(exc.format_message() + hint, getattr(exc, "exit_code", 2))  # type: ignore[attr-defined]
+        _fail(message + hint, getattr(exc, "exit_code", 2))
     except AdbenchError as exc:
         _fail(str(exc), 2)
     except (KeyboardInterrupt, typer.Abort):

@@ -28,7 +28,13 @@ from numpy.typing import NDArray
 from adbench.envs import get_family
 from adbench.envs.base import EnvFamily, fingerprint, stable_permutation
 from adbench.errors import AdbenchError
-from adbench.fileio import atomic_path, atomic_write_json, atomic_write_text, sha256_file
+from adbench.fileio import (
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    exclusive_lock,
+    sha256_file,
+)
 from adbench.histories.schema import step_features, steps_table, task_features
 from adbench.histories.specs import DEFAULT_ORG, BuildConfig, resolve_config
 from adbench.hub import local_repo_dir
@@ -239,10 +245,30 @@ def build_dataset(
     progress bar. ``stop_after_shards`` stops after that many new shards, as an
     interruption would (used to test resuming). Returns the repo directory.
     """
+    config, family, source, task_ids, tasks, final = plan_build(name, hub, org, force, **options)
+    # One build of a repo at a time: two would write the same staging folder.
+    with exclusive_lock(final.with_name(f".{final.name}.lock"), busy=f"the build of {org}/{name}"):
+        return _build_locked(
+            config, family, source, task_ids, tasks, final, force, on_start, on_episode,
+            stop_after_shards,
+        )  # fmt: skip
+
+
+def _build_locked(
+    config: BuildConfig,
+    family: EnvFamily,
+    source: Any,
+    task_ids: NDArray[np.int64],
+    tasks: NDArray[Any],
+    final: Path,
+    force: bool,
+    on_start: Callable[[int], None] | None,
+    on_episode: ProgressCallback | None,
+    stop_after_shards: int | None,
+) -> Path:
     from adbench.histories.card import render_card, write_learning_curve
 
-    config, family, source, task_ids, tasks, final = plan_build(name, hub, org, force, **options)
-    repo_id = f"{org}/{name}"
+    repo_id = f"{final.parent.name}/{final.name}"
     staging = final.with_name(f".{final.name}.partial")
     state_dir = staging / _BUILD_DIR
     state_file = state_dir / "build.json"
@@ -315,7 +341,7 @@ def build_dataset(
     metadata = {
         "metadata_version": METADATA_VERSION,
         "repo_id": repo_id,
-        "dataset": name,
+        "dataset": config.name,
         "config": config.to_dict(),
         "build_command": build_command(config),
         "env": {

@@ -16,13 +16,9 @@ a benchmark's protocol changes) are shown apart, never ranked with the current o
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import fcntl
 import hashlib
-import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +26,7 @@ from typing import Any
 from adbench.errors import AdbenchError
 from adbench.evaluation.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from adbench.evaluation.results import dumps_summary, read_results, runs_path
-from adbench.fileio import atomic_write_bytes, atomic_write_text
+from adbench.fileio import atomic_write_bytes, atomic_write_text, exclusive_lock
 
 KINDS = ("model", "reference")
 """Entry kinds: a scored model, or a reference policy (``random``, ``optimal``, ``source``)."""
@@ -71,19 +67,6 @@ def entry_name(summary: dict[str, Any]) -> str:
     """The entry's file stem: the model id made a file name, and the id's first 8 chars."""
     model = re.sub(r"[^A-Za-z0-9._-]", "_", summary["model"]["id"].replace("/", "__"))
     return f"{model}-{entry_id(summary)[:8]}"
-
-
-@contextlib.contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the block. Locks are
-    per open file description, so this excludes other threads of the process too."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing the last descriptor releases the lock
 
 
 # ---------------------------------------------------------------------------------------

@@ -10,13 +10,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from adbench.fileio import atomic_write_text
+from adbench.fileio import atomic_write_text, exclusive_lock
 from adbench.leaderboards.board import (
     LOCK_NAME,
     README_NAME,
     Board,
     board_names,
-    exclusive_lock,
     load_board,
     model_label,
     ranked,
