@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -296,3 +298,33 @@ def test_cli_push_then_pull_through_a_hub_server(
     assert repo_revision(copy) == repo_revision(repo)
     ds = adbench.load_dataset("ad-bench/bandit", split="train", hub=tmp_path / "mine")
     assert ds.num_rows == 6000
+
+
+def test_a_two_process_build_writes_the_same_bytes_as_one_process(tmp_path: Path) -> None:
+    options = dict(
+        tasks=6, learners=2, episodes=6, every=1, expert_episodes=1, histories_per_shard=4, seed=1
+    )
+    one = build_dataset("darkroom", hub=tmp_path / "one", **options)
+    flags = [f"--{key.replace('_', '-')}={value}" for key, value in options.items()]
+    launched = subprocess.run(
+        [
+            sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+            "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+            "--dynamo_backend", "no", "-m", "adbench", "datasets", "build", "darkroom",
+            *flags, "--hub", str(tmp_path / "two"),
+        ],
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    assert launched.stdout.count("built ad-bench/darkroom") == 1  # the main process reports
+    two = tmp_path / "two" / "datasets" / "ad-bench" / "darkroom"
+    files = sorted(p.relative_to(one) for p in one.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(two) for p in two.rglob("*") if p.is_file())
+    for name in files:
+        if name.name == "adbench.json":
+            a, b = json.loads((one / name).read_text()), json.loads((two / name).read_text())
+            assert a.pop("build")["processes"] == 1 and b.pop("build")["processes"] == 2
+            assert a == b
+        else:
+            assert (one / name).read_bytes() == (two / name).read_bytes(), name

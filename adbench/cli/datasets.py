@@ -13,6 +13,7 @@ from adbench.cli._common import (
     TokenOption,
     console,
     human_size,
+    is_main_process,
     progress_bar,
 )
 from adbench.errors import AdbenchError
@@ -59,6 +60,8 @@ def build(
     """Run the source algorithm and write its learning histories into the local hub.
 
     An interrupted build resumes from its completed shards when rerun with the same options.
+    Under `accelerate launch --num_processes N` (one machine or several sharing the hub's
+    file system) the shards are split over the processes; the files are the same bytes.
     """
     from adbench.histories.builder import build_dataset, plan_build
 
@@ -86,7 +89,8 @@ def build(
             on_start=lambda total: progress.update(bar, total=total),
             on_episode=lambda n: progress.advance(bar, n),
         )
-    _show(path, title=f"built {org}/{name} in {time.perf_counter() - started:.1f} s")
+    if is_main_process():  # under `accelerate launch`, the main process reports
+        _show(path, title=f"built {org}/{name} in {time.perf_counter() - started:.1f} s")
 
 
 @datasets_app.command("list")

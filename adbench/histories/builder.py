@@ -11,6 +11,7 @@ checksums included, is written.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -246,12 +247,58 @@ def build_dataset(
     interruption would (used to test resuming). Returns the repo directory.
     """
     config, family, source, task_ids, tasks, final = plan_build(name, hub, org, force, **options)
-    # One build of a repo at a time: two would write the same staging folder.
-    with exclusive_lock(final.with_name(f".{final.name}.lock"), busy=f"the build of {org}/{name}"):
+    processes = Processes.current()
+    # One build of a repo at a time: two would write the same staging folder. The processes
+    # of one distributed build share it: the main one holds the lock for them.
+    lock = final.with_name(f".{final.name}.lock")
+    with (
+        exclusive_lock(lock, busy=f"the build of {org}/{name}")
+        if processes.is_main
+        else contextlib.nullcontext()
+    ):
         return _build_locked(
-            config, family, source, task_ids, tasks, final, force, on_start, on_episode,
-            stop_after_shards,
+            config, family, source, task_ids, tasks, final, force, processes, on_start,
+            on_episode, stop_after_shards,
         )  # fmt: skip
+
+
+@dataclass
+class Processes:
+    """The processes of a build: one, or those of ``accelerate launch`` (any number of
+    machines, the staging folder on a file system they share). Shard ``s`` is built by
+    process ``s % count``; the main process prepares the staging folder and assembles the
+    card and checksums once every shard is written."""
+
+    index: int = 0
+    count: int = 1
+    state: Any = None
+
+    @classmethod
+    def current(cls) -> Processes:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()  # no torch.distributed (nor the import of torch) for one process
+        from accelerate import PartialState
+
+        from adbench.distributed import force_cpu_backend
+
+        state = PartialState(cpu=force_cpu_backend())
+        return cls(state.process_index, state.num_processes, state)
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def wait_for_everyone(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def total(self, value: int) -> int:
+        """The sum of ``value`` over the processes (a collective: every process calls it)."""
+        if self.state is None:
+            return value
+        from accelerate.utils import gather_object
+
+        return sum(gather_object([value]))
 
 
 def _build_locked(
@@ -262,34 +309,36 @@ def _build_locked(
     tasks: NDArray[Any],
     final: Path,
     force: bool,
+    processes: Processes,
     on_start: Callable[[int], None] | None,
     on_episode: ProgressCallback | None,
     stop_after_shards: int | None,
 ) -> Path:
-    from adbench.histories.card import render_card, write_learning_curve
-
     repo_id = f"{final.parent.name}/{final.name}"
     staging = final.with_name(f".{final.name}.partial")
     state_dir = staging / _BUILD_DIR
     state_file = state_dir / "build.json"
-    if staging.exists():
-        previous = json.loads(state_file.read_text()) if state_file.exists() else None
-        if force or previous != config.to_dict():
-            if not force and previous is not None:
-                raise AdbenchError(
-                    f"an unfinished build of {repo_id} with other options is at {staging}: "
-                    "rerun with the same options to resume it, or pass --force to start over"
-                )
-            shutil.rmtree(staging)
-    state_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(state_file, config.to_dict())
+    if processes.is_main:
+        if staging.exists():
+            previous = json.loads(state_file.read_text()) if state_file.exists() else None
+            if force or previous != config.to_dict():
+                if not force and previous is not None:
+                    raise AdbenchError(
+                        f"an unfinished build of {repo_id} with other options is at {staging}: "
+                        "rerun with the same options to resume it, or pass --force to start over"
+                    )
+                shutil.rmtree(staging)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(state_file, config.to_dict())
+    processes.wait_for_everyone()
 
     started = time.time()
     per_shard = config.episodes + config.expert_episodes
+    my_shards = range(processes.index, config.num_shards, processes.count)
     if on_start:
-        on_start(config.num_shards * per_shard)
+        on_start(len(my_shards) * per_shard)
     new_shards, resumed = 0, 0
-    for shard in range(config.num_shards):
+    for shard in my_shards:
         done_file = state_dir / f"shard-{shard:05d}.json"
         returns_file = state_dir / f"shard-{shard:05d}-returns.npy"
         if done_file.exists() and returns_file.exists():
@@ -305,7 +354,8 @@ def _build_locked(
         if stop_after_shards is not None and new_shards >= stop_after_shards:
             raise AdbenchError(f"build of {repo_id} stopped after {new_shards} shard(s) as asked")
         result = run_shard(config, family, shard, task_ids, tasks, staging, on_episode)
-        np.save(returns_file, result.returns)
+        with atomic_path(returns_file) as tmp, tmp.open("wb") as handle:
+            np.save(handle, result.returns)
         files = [shard_name("data", shard, config.num_shards)]
         if result.expert_rows:
             files.append(shard_name("expert", shard, config.num_shards))
@@ -318,7 +368,30 @@ def _build_locked(
             },
         )
         new_shards += 1
+    resumed = processes.total(resumed)  # also waits for every process's shards
+    if processes.is_main:
+        _assemble(config, family, source, task_ids, tasks, final, staging, started, resumed)
+    processes.wait_for_everyone()  # every process returns once the repo is in place
+    return final
 
+
+def _assemble(
+    config: BuildConfig,
+    family: EnvFamily,
+    source: Any,
+    task_ids: NDArray[np.int64],
+    tasks: NDArray[Any],
+    final: Path,
+    staging: Path,
+    started: float,
+    resumed: int,
+) -> None:
+    """Write what follows from the shards (tasks, curve, card, checksums) and move the
+    staging folder into place."""
+    from adbench.histories.card import render_card, write_learning_curve
+
+    repo_id = f"{final.parent.name}/{final.name}"
+    state_dir = staging / _BUILD_DIR
     # Everything below is a pure function of the shards: resumed or not, same bytes.
     records = [
         json.loads((state_dir / f"shard-{s:05d}.json").read_text())
@@ -384,6 +457,7 @@ def _build_locked(
     metadata["build"] = {
         "seconds": round(time.time() - started, 1),
         "resumed_shards": resumed,
+        "processes": int(os.environ.get("WORLD_SIZE", "1")),
     }
     atomic_write_json(staging / METADATA_FILE, metadata)
     atomic_write_text(staging / "README.md", render_card(metadata))
@@ -392,4 +466,3 @@ def _build_locked(
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, final)
-    return final
