@@ -5,10 +5,15 @@
 2. Window sampling throughput of ``WindowSampler`` (Arrow-backed arrays, one gather per
    column) against slicing windows one by one out of in-memory numpy arrays.
 3. Peak memory (max RSS) of a dataset build, in a child process.
+4. With ``--against REV``: the Q-learning and A2C sources of this checkout against the same
+   sources at git revision ``REV`` (the whole package at that commit, env code included,
+   exported with ``git archive``) on Dark Room, 1,300 learners, interleaved in child
+   processes (best of ``--repeats`` each), and whether they play the same histories.
 
 Usage::
 
     python perf/datasets.py [--quick] [--skip-sources] [--skip-build]
+    python perf/datasets.py --against c50378f [--episodes 1000] [--repeats 2]
 """
 
 from __future__ import annotations
@@ -182,13 +187,84 @@ def build_peak_memory(name: str) -> tuple[float, float]:
     return float(out[0]), float(out[1]) / 1024
 
 
+# --- 4. sources against an earlier revision ---------------------------------------------
+
+_RATE_CHILD = """
+import hashlib, json, sys, time
+import numpy as np
+import adbench
+from adbench.envs import get_family
+from adbench.sources import get_source
+source, env, learners, episodes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+family = get_family(env)
+tasks = family.split(family.train_split)
+tasks = tasks[np.arange(learners) % len(tasks)]
+digest = hashlib.sha256()
+start = time.perf_counter()
+for batch in get_source(source).learn(family, tasks, episodes, seed=0):
+    digest.update(batch.actions.tobytes())
+seconds = time.perf_counter() - start
+print(json.dumps({"rate": learners * episodes * family.episode_length / seconds,
+                  "package": adbench.__file__, "actions_sha256": digest.hexdigest()}))
+"""
+
+
+def rate_in_child(root: str, source: str, env: str, learners: int, episodes: int) -> dict:
+    """Env steps per second of ``source`` with the adbench package found in ``root``."""
+    import json
+    import os
+
+    out = subprocess.run(
+        [sys.executable, "-c", _RATE_CHILD, source, env, str(learners), str(episodes)],
+        check=True, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": root}, cwd=root,  # -c puts the cwd first on sys.path
+    ).stdout  # fmt: skip
+    record = json.loads(out.strip().splitlines()[-1])
+    assert record["package"].startswith(root), f"{root} did not shadow adbench: {record}"
+    return record
+
+
+def against_revision(revision: str, episodes: int, repeats: int) -> None:
+    from pathlib import Path
+
+    here = str(Path(__file__).resolve().parents[1])
+    table = Table(title=f"sources on darkroom, 1,300 learners x {episodes} episodes: this checkout "
+                  f"vs {revision} (best of {repeats}, interleaved)")  # fmt: skip
+    for column in ("source", f"{revision} steps/s", "now steps/s", "ratio", "same histories"):
+        table.add_column(column)
+    with tempfile.TemporaryDirectory(prefix="adbench-rev-") as old:
+        archive = subprocess.run(
+            ["git", "-C", here, "archive", revision, "adbench"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
+        for source in ("q-learning", "a2c"):
+            before, now = [], []
+            for _ in range(repeats):
+                before.append(rate_in_child(old, source, "darkroom", 1300, episodes))
+                now.append(rate_in_child(here, source, "darkroom", 1300, episodes))
+            best_before = max(r["rate"] for r in before)
+            best_now = max(r["rate"] for r in now)
+            same = before[0]["actions_sha256"] == now[0]["actions_sha256"]
+            table.add_row(
+                source, f"{best_before:,.0f}", f"{best_now:,.0f}",
+                f"{best_now / best_before:.2f}x", "yes" if same else "no",
+            )  # fmt: skip
+    console.print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes")
     parser.add_argument("--skip-sources", action="store_true")
     parser.add_argument("--skip-build", action="store_true")
     parser.add_argument("--build", action="append", help="dataset to build (repeatable)")
+    parser.add_argument("--against", help="compare the sources with this git revision only")
+    parser.add_argument("--episodes", type=int, default=1000, help="with --against")
+    parser.add_argument("--repeats", type=int, default=2, help="with --against")
     args = parser.parse_args()
+    if args.against:
+        against_revision(args.against, args.episodes, args.repeats)
+        return
 
     if not args.skip_sources:
         table = Table(title="source transitions per second: vectorised vs per-task loop")

@@ -168,7 +168,7 @@ class BatchedEnv(ABC):
                 f"actions must be an integer array of shape ({self.num_envs},), "
                 f"got {actions.dtype} {actions.shape}"
             )
-        if ((actions < 0) | (actions >= n)).any():
+        if actions.min(initial=0) < 0 or actions.max(initial=0) >= n:
             bad = int(actions[(actions < 0) | (actions >= n)][0])
             raise AdbenchError(
                 f"invalid action {bad} for {self.family.env_id}: valid actions are 0..{n - 1} "

@@ -87,9 +87,13 @@ def state_index(obs: NDArray[np.int64], memory: NDArray[np.int64], size: int) ->
 
 
 def epsilon_greedy(
-    q_values: NDArray[np.float64], epsilon: float, rng: np.random.Generator
+    q_values: NDArray[np.float64],
+    epsilon: float,
+    rng: np.random.Generator,
+    row_max: NDArray[np.float64] | None = None,
 ) -> NDArray[np.int64]:
     """One action per row of ``q_values [L, A]``; greedy ties are broken uniformly at random.
+    ``row_max`` is ``q_values.max(axis=1)`` when the caller has it already.
 
     Random ties matter: an untouched Q row is all ties, and its greedy action must be a
     uniformly random one, not always action 0.
@@ -99,9 +103,13 @@ def epsilon_greedy(
     tie_noise = rng.random((num_learners, num_actions))
     explore = rng.random(num_learners) < epsilon
     random_actions = rng.integers(0, num_actions, size=num_learners)
-    ties = q_values == q_values.max(axis=1, keepdims=True)
-    greedy = np.argmax(np.where(ties, tie_noise, -1.0), axis=1)
-    return np.where(explore, random_actions, greedy).astype(np.int64)
+    if row_max is None:
+        row_max = q_values.max(axis=1)
+    ties = q_values == row_max[:, None]
+    tie_noise[~ties] = -1.0
+    greedy = np.argmax(tie_noise, axis=1)
+    greedy[explore] = random_actions[explore]
+    return greedy
 
 
 class QLearning(SourceAlgorithm):
@@ -134,8 +142,12 @@ class QLearning(SourceAlgorithm):
         env = family.make_batched(tasks, seed=int(env_seed))
         rng = np.random.default_rng(int(agent_seed))
 
-        q = np.full((num_learners, num_states, num_actions), config.initial_q, dtype=np.float64)
-        learners = np.arange(num_learners)
+        # The Q tables as one [L * S, A] array: row ``row_base[i] + state`` is learner i's
+        # row of its state, so every lookup is a single-index gather (two-array fancy
+        # indexing over [L, S, A] costs about twice as much).
+        q = np.full((num_learners * num_states, num_actions), config.initial_q, dtype=np.float64)
+        q_entries = q.reshape(-1)
+        row_base = np.arange(num_learners) * num_states
 
         for episode in range(num_episodes + expert_episodes):
             expert = episode >= num_episodes
@@ -148,24 +160,35 @@ class QLearning(SourceAlgorithm):
 
             obs = env.reset()
             memory = np.zeros(num_learners, dtype=np.int64)
-            state = state_index(obs, memory, size)
+            row = row_base + state_index(obs, memory, size)
+            q_row = q[row]
+            q_max = q_row.max(axis=1)
             for t in range(horizon):
-                action = epsilon_greedy(q[learners, state], epsilon, rng)
+                action = epsilon_greedy(q_row, epsilon, rng, q_max)
                 next_obs, reward, _, _ = env.step(action)
-                memory = np.minimum(memory + (reward > 0), memory_cap)
-                next_state = state_index(next_obs, memory, size)
+                if memory_cap:  # Dark Room's learner has no memory: its state is the cell
+                    memory = np.minimum(memory + (reward > 0), memory_cap)
+                next_row = row_base + state_index(next_obs, memory, size)
+                next_q_row = q[next_row]
+                next_max = next_q_row.max(axis=1)
 
                 if not expert:
                     # Bootstrap on every step, the last included: the episode ends on a
                     # time limit, and time is not part of the state.
-                    target = reward + config.gamma * q[learners, next_state].max(axis=1)
-                    td_error = target - q[learners, state, action]
-                    q[learners, state, action] += config.learning_rate * td_error
+                    target = reward + config.gamma * next_max
+                    entry = row * num_actions + action
+                    q_entries[entry] += config.learning_rate * (target - q_entries[entry])
+                    # The next step acts on the updated table: a learner that stayed in its
+                    # state (a wall, the goal) sees its own update.
+                    stayed = np.flatnonzero(next_row == row)
+                    if stayed.size:
+                        next_q_row[stayed, action[stayed]] = q_entries[entry[stayed]]
+                        next_max[stayed] = next_q_row[stayed].max(axis=1)
 
                 observations[:, t] = obs
                 actions[:, t] = action
                 rewards[:, t] = reward
-                obs, state = next_obs, next_state
+                obs, row, q_row, q_max = next_obs, next_row, next_q_row, next_max
 
             yield EpisodeBatch(
                 episode=episode,
