@@ -134,8 +134,8 @@ def test_model_whose_spaces_do_not_fit_fails_before_rollout() -> None:
         evaluate(get_benchmark("bandit"), "tiny", model=model, episodes=1)
 
 
-def test_cli_unknown_model_says_where_it_looked_and_how_to_push(tmp_path: Path, cli) -> None:
-    result = cli(
+def test_cli_unknown_model_says_where_it_looked_and_how_to_push(tmp_path: Path, cli_here) -> None:
+    result = cli_here(
         "evaluate",
         "--model",
         "someone/missing-model",

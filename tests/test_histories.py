@@ -240,20 +240,20 @@ def test_unknown_repo_says_where_it_looked(tmp_path: Path) -> None:
         adbench.load_dataset("../../etc", hub=tmp_path)
 
 
-def test_cli_build_list_show(tmp_path: Path, cli) -> None:
-    result = cli(
+def test_cli_build_list_show(tmp_path: Path, cli_here) -> None:
+    result = cli_here(
         "datasets", "build", "bandit", "--tasks", "3", "--episodes", "2", "--hub", str(tmp_path)
     )
     assert result.returncode == 0, result.stderr
     assert "ad-bench/bandit" in result.stdout and "600" in result.stdout
-    listed = cli("datasets", "list", "--hub", str(tmp_path))
+    listed = cli_here("datasets", "list", "--hub", str(tmp_path))
     assert "ad-bench/bandit" in listed.stdout
-    shown = cli("datasets", "show", "ad-bench/bandit", "--hub", str(tmp_path))
+    shown = cli_here("datasets", "show", "ad-bench/bandit", "--hub", str(tmp_path))
     assert "adbench datasets build bandit --source ucb --tasks 3" in shown.stdout
-    again = cli("datasets", "build", "bandit", "--tasks", "3", "--hub", str(tmp_path))
+    again = cli_here("datasets", "build", "bandit", "--tasks", "3", "--hub", str(tmp_path))
     assert again.returncode == 2 and "already exists" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
-    unknown = cli("datasets", "build", "nope", "--hub", str(tmp_path))
+    unknown = cli_here("datasets", "build", "nope", "--hub", str(tmp_path))
     assert unknown.returncode == 2 and "valid datasets are" in unknown.stderr
     assert "Traceback" not in unknown.stderr
 
