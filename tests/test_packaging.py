@@ -106,6 +106,7 @@ def _build_wheel(out: Path) -> Path:
     return wheel
 
 
+@pytest.mark.slow  # builds a wheel and a fresh venv: about 90 s; .ci/run runs it
 def test_a_wheel_runs_the_pipeline_outside_the_checkout(tmp_path: Path) -> None:
     wheel = _build_wheel(tmp_path / "dist")
     venv = tmp_path / "venv"
