@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -166,8 +165,3 @@ def build_args(cls: type[T], layers: Sequence[tuple[str, Mapping[str, Any]]]) ->
         return cls(**values)
     except ValidationError as exc:
         raise AdbenchError(describe_validation_error(exc, origins)) from None
-
-
-def check_finite(name: str, value: float) -> None:
-    if not math.isfinite(value):
-        raise AdbenchError(f"{name} must be a finite number, got {value}")
