@@ -310,3 +310,39 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     assert all(torch.equal(state_a[k], state_b[k]) for k in state_a)
     other = train_rl2(RL2Args(**{**vars(args), "seed": 4}), tmp_path / "c")
     assert not all(torch.equal(state_a[k], v) for k, v in other.state_dict().items())
+
+
+def test_a_stopped_run_resumes_exactly(tmp_path: Path) -> None:
+    # Key-to-door: its envs draw random start cells, so the envs' stream is part of the state.
+    args = RL2Args(
+        env="key-to-door",
+        max_tasks=6,
+        num_envs=4,
+        num_minibatches=2,
+        ppo_epochs=1,
+        episodes_per_trial=2,
+        total_updates=5,
+        hidden_size=16,
+        seed=2,
+    )
+    timing = ("steps_per_second", "elapsed_seconds")
+
+    def log_of(path: Path) -> list[dict[str, Any]]:
+        updates = json.loads((path / "training_log.json").read_text())["updates"]
+        return [{k: v for k, v in u.items() if k not in timing} for u in updates]
+
+    straight = train_rl2(args, tmp_path / "straight")
+    with pytest.raises(AdbenchError, match="stopped after update 2"):
+        train_rl2(args, tmp_path / "resumed", stop_after=2)
+    assert (tmp_path / "resumed" / "checkpoints" / "step-00000002" / "done").exists()
+    with pytest.raises(AdbenchError, match="other arguments"):
+        train_rl2(RL2Args(**{**vars(args), "seed": 3}), tmp_path / "resumed")
+    resumed = train_rl2(args, tmp_path / "resumed")
+    assert (
+        json.loads((tmp_path / "resumed" / "training_log.json").read_text())["resumed_from_update"]
+        == 2
+    )
+    assert log_of(tmp_path / "straight") == log_of(tmp_path / "resumed")
+    a, b = straight.state_dict(), resumed.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not (tmp_path / "resumed" / "checkpoints").exists()  # a finished run keeps its model

@@ -8,9 +8,11 @@ from typing import Any
 
 from adbench.distributed import force_cpu_backend
 from adbench.errors import AdbenchError
-from adbench.fileio import atomic_write_text
+from adbench.fileio import atomic_write_json, atomic_write_text
 from adbench.provenance import provenance
 from adbench.validation import parse_key_values, read_mapping_file
+
+CHECKPOINT_DIR = "checkpoints"
 
 Layer = tuple[str, dict[str, Any]]
 """Where some argument values came from, and the values."""
@@ -54,6 +56,41 @@ def make_accelerator(gradient_accumulation_steps: int = 1, mixed_precision: str 
         mixed_precision=mixed_precision,
         cpu=force_cpu_backend(),
     )
+
+
+def latest_checkpoint(output_dir: Path) -> Path | None:
+    """The newest complete checkpoint in ``output_dir/checkpoints`` (one with its marker)."""
+    checkpoints = sorted((Path(output_dir) / CHECKPOINT_DIR).glob("step-*"))
+    complete = [c for c in checkpoints if (c / "done").exists()]
+    return complete[-1] if complete else None
+
+
+def save_checkpoint(accelerator: Any, output_dir: Path, step: int, args: dict[str, Any]) -> None:
+    """``accelerator.save_state`` into ``checkpoints/step-N`` with the run's arguments; a
+    ``done`` marker written last makes a checkpoint count only once it is complete."""
+    path = Path(output_dir) / CHECKPOINT_DIR / f"step-{step:08d}"
+    accelerator.save_state(str(path), safe_serialization=True)
+    if accelerator.is_main_process:
+        atomic_write_json(path / "args.json", args)
+        (path / "done").write_text("complete\n")
+    accelerator.wait_for_everyone()
+
+
+def resume_point(accelerator: Any, output_dir: Path, args: dict[str, Any]) -> int:
+    """Load the newest checkpoint of ``output_dir`` into ``accelerator`` (and every object
+    registered for checkpointing) and return its step; 0 when there is none. A checkpoint
+    of a run with other arguments is refused."""
+    checkpoint = latest_checkpoint(output_dir)
+    if checkpoint is None:
+        return 0
+    saved = json.loads((checkpoint / "args.json").read_text())
+    if saved != args:
+        raise AdbenchError(
+            f"{output_dir} holds a checkpoint of a run with other arguments: use another "
+            "--output, or delete its checkpoints/ to start over"
+        )
+    accelerator.load_state(str(checkpoint))
+    return int(checkpoint.name.split("-")[1])
 
 
 def _loss_plot(log: dict[str, Any], path: Path) -> bool:

@@ -19,7 +19,6 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from accelerate import Accelerator
 from accelerate.utils import set_seed
 from pydantic import Field
 from pydantic.dataclasses import dataclass
@@ -32,7 +31,13 @@ from adbench.histories.reader import HistoryArrays, WindowSampler
 from adbench.hub import repo_revision
 from adbench.models import ADConfig, ADModel
 from adbench.models.spaces import observation_spec
-from adbench.training.common import make_accelerator, write_model_card
+from adbench.training.common import (
+    CHECKPOINT_DIR,
+    make_accelerator,
+    resume_point,
+    save_checkpoint,
+    write_model_card,
+)
 from adbench.validation import (
     ARGS_CONFIG,
     NonNegative,
@@ -45,7 +50,6 @@ from adbench.validation import (
     build_args,
 )
 
-CHECKPOINT_DIR = "checkpoints"
 LOG_FILE = "training_log.json"
 
 
@@ -151,12 +155,6 @@ def batch_tensors(batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
     }
 
 
-def latest_checkpoint(output_dir: Path) -> Path | None:
-    checkpoints = sorted((output_dir / CHECKPOINT_DIR).glob("step-*"))
-    complete = [c for c in checkpoints if (c / "done").exists()]
-    return complete[-1] if complete else None
-
-
 def train_ad(
     args: ADTrainArgs,
     output_dir: Path,
@@ -233,20 +231,10 @@ def train_ad(
     # --- resume ------------------------------------------------------------------------
     output_dir = Path(output_dir)
     log: dict[str, Any] = {"args": asdict(args), "command": command, "steps": []}
-    step = 0
-    checkpoint = latest_checkpoint(output_dir)
-    if checkpoint is not None:
-        saved = json.loads((checkpoint / "args.json").read_text())
-        if saved != asdict(args):
-            raise AdbenchError(
-                f"{output_dir} holds a checkpoint of a run with other arguments: use another "
-                "--output, or delete its checkpoints/ to start over"
-            )
-        accelerator.load_state(str(checkpoint))
-        step = int(checkpoint.name.split("-")[1])
-        if (output_dir / LOG_FILE).exists():
-            previous = json.loads((output_dir / LOG_FILE).read_text())
-            log["steps"] = [s for s in previous["steps"] if s["step"] <= step]
+    step = resume_point(accelerator, output_dir, asdict(args))
+    if step and (output_dir / LOG_FILE).exists():
+        previous = json.loads((output_dir / LOG_FILE).read_text())
+        log["steps"] = [s for s in previous["steps"] if s["step"] <= step]
     log["resumed_from_step"] = step
 
     # --- loop --------------------------------------------------------------------------
@@ -285,9 +273,9 @@ def train_ad(
                 on_step(record)
             window_loss, window_steps, window_start = 0.0, 0, time.perf_counter()
         if args.checkpoint_every and step % args.checkpoint_every == 0 and step < args.max_steps:
-            save_checkpoint(accelerator, output_dir, step, args)
+            save_checkpoint(accelerator, output_dir, step, asdict(args))
         if stop_after is not None and steps_this_call >= stop_after and step < args.max_steps:
-            save_checkpoint(accelerator, output_dir, step, args)
+            save_checkpoint(accelerator, output_dir, step, asdict(args))
             accelerator.end_training()
             raise AdbenchError(f"training stopped after step {step} as asked")
 
@@ -311,16 +299,3 @@ def train_ad(
         shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)
     accelerator.end_training()
     return output_dir
-
-
-def save_checkpoint(
-    accelerator: Accelerator, output_dir: Path, step: int, args: ADTrainArgs
-) -> None:
-    """``accelerator.save_state`` into ``checkpoints/step-N``; a ``done`` marker written last
-    makes a checkpoint count only once it is complete."""
-    path = output_dir / CHECKPOINT_DIR / f"step-{step:08d}"
-    accelerator.save_state(str(path), safe_serialization=True)
-    if accelerator.is_main_process:
-        atomic_write_json(path / "args.json", asdict(args))
-        (path / "done").write_text("complete\n")
-    accelerator.wait_for_everyone()

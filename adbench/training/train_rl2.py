@@ -25,6 +25,8 @@ BatchNorm's batch statistics (Watermaze's encoder) would break.
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -45,9 +47,16 @@ from adbench.fileio import atomic_write_json
 from adbench.models.configuration_rl2 import RL2Config
 from adbench.models.modeling_rl2 import RL2Model
 from adbench.models.spaces import observation_spec
-from adbench.training.common import make_accelerator, write_model_card
+from adbench.training.common import (
+    CHECKPOINT_DIR,
+    make_accelerator,
+    resume_point,
+    save_checkpoint,
+    write_model_card,
+)
 from adbench.validation import (
     ARGS_CONFIG,
+    NonNegative,
     NonNegativeFloat,
     Positive,
     PositiveFloat,
@@ -108,6 +117,8 @@ class RL2Args:
     """Stacked recurrent layers."""
     seed: Seed = 0
     """Seeds the model's initialisation, the task sampling, the envs and the actions."""
+    checkpoint_every: NonNegative = 100
+    """Save a resumable checkpoint every this many updates (0: never)."""
 
     def __post_init__(self) -> None:
         if self.num_envs % self.num_minibatches:
@@ -247,12 +258,16 @@ def train_rl2(
     accelerator: Accelerator | None = None,
     on_update: Callable[[dict[str, Any]], None] | None = None,
     command: str = "",
+    stop_after: int | None = None,
 ) -> RL2Model:
     """Train RL^2 with PPO, save it (``save_pretrained``) and ``training_log.json`` into
     ``output_dir``, and return the trained (unwrapped) model.
 
     ``on_update`` receives each update's metrics on the main process. With the same seed
-    and arguments, a CPU run gives the same model.
+    and arguments, a CPU run gives the same model. Checkpoints (every
+    ``checkpoint_every`` updates) hold the model, the optimiser and every random stream;
+    rerun with the same ``output_dir`` to resume from the latest, exactly. ``stop_after``
+    stops after that many updates of this call, as an interruption would (to test it).
     """
     accelerator = accelerator or make_accelerator()
     device = accelerator.device
@@ -296,9 +311,18 @@ def train_rl2(
         "num_processes": accelerator.num_processes,
         "updates": [],
     }
+    output_dir = Path(output_dir)
+    accelerator.register_for_checkpointing(
+        StreamsState(task_rng, action_generator, minibatch_generator, env)
+    )
+    done = resume_point(accelerator, output_dir, asdict(args))
+    if done and (output_dir / LOG_FILE).exists():
+        previous = json.loads((output_dir / LOG_FILE).read_text())
+        log["updates"] = [u for u in previous["updates"] if u["update"] <= done]
+    log["resumed_from_update"] = done
     started = time.perf_counter()
 
-    for update in range(1, args.total_updates + 1):
+    for update in range(done + 1, args.total_updates + 1):
         update_start = time.perf_counter()
         trial_indices = task_rng.integers(0, len(tasks), args.num_envs)
         env.set_tasks(tasks[trial_indices])
@@ -352,11 +376,19 @@ def train_rl2(
         log["updates"].append(record)
         if on_update is not None and accelerator.is_main_process:
             on_update(record)
+        last = update == args.total_updates
+        stopping = stop_after is not None and update - done >= stop_after and not last
+        if stopping or (args.checkpoint_every and update % args.checkpoint_every == 0 and not last):
+            save_checkpoint(accelerator, output_dir, update, asdict(args))
+            if accelerator.is_main_process:
+                atomic_write_json(output_dir / LOG_FILE, log)
+        if stopping:
+            accelerator.end_training()
+            raise AdbenchError(f"training stopped after update {update} as asked")
 
     # --- save ----------------------------------------------------------------------------
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        output_dir = Path(output_dir)
         output_dir.mkdir(parents=True, exist_ok=True)
         unwrapped.save_pretrained(output_dir, safe_serialization=True)
         log["compute"] = {
@@ -368,5 +400,39 @@ def train_rl2(
         }
         atomic_write_json(output_dir / LOG_FILE, log)
         write_model_card(output_dir, unwrapped.config, asdict(args), log, command, None)
+        shutil.rmtree(output_dir / CHECKPOINT_DIR, ignore_errors=True)  # complete: not needed
     accelerator.wait_for_everyone()
     return unwrapped
+
+
+class StreamsState:
+    """Every random stream of an RL^2 run besides torch's global one (which Accelerate saves
+    itself), as a checkpointable object: the task sampler, the action and minibatch
+    generators, and the envs' episode counter (their randomness is a pure function of
+    their seeds and that counter)."""
+
+    def __init__(
+        self,
+        task_rng: np.random.Generator,
+        action_generator: torch.Generator,
+        minibatch_generator: torch.Generator,
+        env: BatchedEnv,
+    ) -> None:
+        self.task_rng = task_rng
+        self.action_generator = action_generator
+        self.minibatch_generator = minibatch_generator
+        self.env = env
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "task_rng": self.task_rng.bit_generator.state,
+            "action_generator": self.action_generator.get_state(),
+            "minibatch_generator": self.minibatch_generator.get_state(),
+            "env_episode": self.env._episode,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.task_rng.bit_generator.state = state["task_rng"]
+        self.action_generator.set_state(state["action_generator"])
+        self.minibatch_generator.set_state(state["minibatch_generator"])
+        self.env._episode = int(state["env_episode"])
