@@ -266,34 +266,66 @@ def _folder_oid(snapshot: RepoSnapshot, folder: str) -> str:
 
 class _BodyReader:
     """Reads exactly Content-Length bytes of a request body, line by line or whole, by a
-    deadline: each read also waits at most the socket's timeout."""
+    deadline for the whole body. It reads at most one socket receive at a time and gives
+    each receive only the time left, so a client that trickles bytes (each receive just
+    within the socket timeout) is cut off at the deadline too."""
 
-    def __init__(self, stream: IO[bytes], length: int, deadline: float) -> None:
+    _CHUNK = 1 << 20
+
+    def __init__(
+        self, stream: IO[bytes], length: int, deadline: float, sock: socket.socket | None
+    ) -> None:
         self.stream = stream
-        self.remaining = length
+        self._unreceived = length
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of the buffer known to hold no newline
         self.deadline = deadline
+        self.sock = sock
+        self._timeout = sock.gettimeout() if sock is not None else None
 
-    def _check_deadline(self) -> None:
-        if time.monotonic() > self.deadline:
+    @property
+    def remaining(self) -> int:
+        """Bytes of the body not yet returned to the caller."""
+        return self._unreceived + len(self._buffer)
+
+    def _receive(self) -> None:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
             raise TimeoutError("request body arrived too slowly")
+        if self.sock is not None:
+            self.sock.settimeout(left if self._timeout is None else min(self._timeout, left))
+        read1 = getattr(self.stream, "read1", self.stream.read)
+        data = read1(min(self._unreceived, self._CHUNK))
+        if not data:
+            raise _bad_request("request body ended before its Content-Length")
+        self._unreceived -= len(data)
+        self._buffer += data
+        if self._unreceived == 0:
+            self.restore_timeout()  # the answer is sent with the usual timeout
 
     def readline(self) -> bytes:
-        if self.remaining <= 0:
-            return b""
-        self._check_deadline()
-        line = self.stream.readline(self.remaining)
-        self.remaining -= len(line)
-        if not line:
-            raise _bad_request("request body ended before its Content-Length")
-        return line
+        while True:
+            end = self._buffer.find(b"\n", self._scanned)
+            if end >= 0 or self._unreceived <= 0:
+                cut = end + 1 if end >= 0 else len(self._buffer)
+                line = bytes(self._buffer[:cut])
+                del self._buffer[:cut]
+                self._scanned = 0
+                return line
+            self._scanned = len(self._buffer)
+            self._receive()
 
     def read_all(self) -> bytes:
-        self._check_deadline()
-        data = self.stream.read(self.remaining) if self.remaining > 0 else b""
-        self.remaining -= len(data)
-        if self.remaining:
-            raise _bad_request("request body ended before its Content-Length")
+        while self._unreceived > 0:
+            self._receive()
+        data = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
         return data
+
+    def restore_timeout(self) -> None:
+        if self.sock is not None:
+            self.sock.settimeout(self._timeout)
 
 
 class HubRequestHandler(BaseHTTPRequestHandler):
@@ -339,7 +371,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._response_started = False
         length = self._content_length()
         deadline = time.monotonic() + self.server.read_timeout + length / MIN_UPLOAD_BYTES_PER_S
-        self._body = _BodyReader(self.rfile, length, deadline)
+        self._body = _BodyReader(self.rfile, length, deadline, self.connection)
         head = method == "HEAD"
         try:
             if length > self.server.max_body_bytes:
@@ -366,6 +398,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             self._fail(
                 HubHTTPError(HTTPStatus.INTERNAL_SERVER_ERROR, f"internal error: {error!r}"), head
             )
+        self._body.restore_timeout()  # the next request on this connection starts afresh
         if self._body.remaining:
             # The unread rest of the body would be parsed as the next request on this
             # keep-alive connection.

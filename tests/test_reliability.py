@@ -33,7 +33,7 @@ from pydantic import TypeAdapter
 
 from adbench.cli import app
 from adbench.fileio import TEMP_PREFIX, atomic_path
-from adbench.hub_server import serving
+from adbench.hub_server import MIN_UPLOAD_BYTES_PER_S, serving
 from adbench.leaderboards.board import load_board
 from adbench.models.publishing import publish_model
 from adbench.sources import SOURCES, get_source_class
@@ -756,6 +756,26 @@ def test_a_stalled_client_is_cut_off_and_its_staging_removed(tmp_path: Path) -> 
         stalled.close()
         assert staging_seen, "the commit never started staging"
         assert cut_after < 5.0, f"the stalled client held its connection for {cut_after:.1f} s"
+        assert _wait_for(lambda: not any(_staging(hub)), 5.0), list(_staging(hub))
+
+        # A client trickling a byte every half second, each within the read timeout, is
+        # cut off by the body's deadline (timeout + length / MIN_UPLOAD_BYTES_PER_S).
+        length = 100_000
+        trickler = socket.create_connection((host, port))
+        trickler.sendall(
+            b"POST /api/models/me/tiny/commit/main HTTP/1.1\r\nHost: x\r\n"
+            + f"Content-Length: {length}\r\n\r\n".encode()
+            + header
+        )
+        started = time.monotonic()
+        deadline = 1.0 + length / MIN_UPLOAD_BYTES_PER_S
+        with contextlib.suppress(OSError):
+            while time.monotonic() - started < deadline + 5:
+                trickler.sendall(b"x")
+                time.sleep(0.5)
+        cut_after = time.monotonic() - started
+        trickler.close()
+        assert cut_after < deadline + 2, f"the trickling client was served for {cut_after:.1f} s"
         assert _wait_for(lambda: not any(_staging(hub)), 5.0), list(_staging(hub))
 
         too_big = socket.create_connection((host, port))
