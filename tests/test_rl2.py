@@ -312,7 +312,13 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
     assert not all(torch.equal(state_a[k], v) for k, v in other.state_dict().items())
 
 
-def test_a_stopped_run_resumes_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("episodes_per_trial", "segment_episodes", "stop"),
+    [(2, None, 2), (4, 2, 3)],  # whole trials; segments, stopped inside a trial
+)
+def test_a_stopped_run_resumes_exactly(
+    tmp_path: Path, episodes_per_trial: int, segment_episodes: int | None, stop: int
+) -> None:
     # Key-to-door: its envs draw random start cells, so the envs' stream is part of the state.
     args = RL2Args(
         env="key-to-door",
@@ -320,9 +326,11 @@ def test_a_stopped_run_resumes_exactly(tmp_path: Path) -> None:
         num_envs=4,
         num_minibatches=2,
         ppo_epochs=1,
-        episodes_per_trial=2,
+        episodes_per_trial=episodes_per_trial,
+        segment_episodes=segment_episodes,
         total_updates=5,
         hidden_size=16,
+        rnn_type="lstm" if segment_episodes else "gru",
         seed=2,
     )
     timing = ("steps_per_second", "elapsed_seconds")
@@ -332,17 +340,37 @@ def test_a_stopped_run_resumes_exactly(tmp_path: Path) -> None:
         return [{k: v for k, v in u.items() if k not in timing} for u in updates]
 
     straight = train_rl2(args, tmp_path / "straight")
-    with pytest.raises(AdbenchError, match="stopped after update 2"):
-        train_rl2(args, tmp_path / "resumed", stop_after=2)
-    assert (tmp_path / "resumed" / "checkpoints" / "step-00000002" / "done").exists()
+    with pytest.raises(AdbenchError, match=f"stopped after update {stop}"):
+        train_rl2(args, tmp_path / "resumed", stop_after=stop)
+    assert (tmp_path / "resumed" / "checkpoints" / f"step-{stop:08d}" / "done").exists()
     with pytest.raises(AdbenchError, match="other arguments"):
         train_rl2(RL2Args(**{**vars(args), "seed": 3}), tmp_path / "resumed")
     resumed = train_rl2(args, tmp_path / "resumed")
     assert (
         json.loads((tmp_path / "resumed" / "training_log.json").read_text())["resumed_from_update"]
-        == 2
+        == stop
     )
     assert log_of(tmp_path / "straight") == log_of(tmp_path / "resumed")
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "resumed" / "checkpoints").exists()  # a finished run keeps its model
+
+
+def test_segments_carry_the_trial_and_a_whole_trial_segment_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    base = dict(
+        env="darkroom", max_tasks=4, num_envs=4, num_minibatches=2, ppo_epochs=1,
+        episodes_per_trial=4, total_updates=4, hidden_size=16, seed=5,
+    )  # fmt: skip
+    whole = train_rl2(RL2Args(**base), tmp_path / "whole")
+    same = train_rl2(RL2Args(**base, segment_episodes=4), tmp_path / "same")
+    a, b = whole.state_dict(), same.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    train_rl2(RL2Args(**base, segment_episodes=1), tmp_path / "segments")
+    updates = json.loads((tmp_path / "segments" / "training_log.json").read_text())["updates"]
+    # Four updates of one episode each: one trial of four episodes, then the next begins.
+    assert [u["trial_episodes"] for u in updates] == [[1, 1], [2, 2], [3, 3], [4, 4]]
+    assert all(len(u["mean_return_per_episode"]) == 1 for u in updates)
+    with pytest.raises(AdbenchError, match="must divide episodes_per_trial"):
+        build_args(RL2Args, [("the test", {**base, "segment_episodes": 3})])

@@ -16,6 +16,19 @@ Every update:
    (backpropagation through the whole trial); the loss is the clipped surrogate, plus
    ``value_coef`` x the value MSE, minus ``entropy_coef`` x the entropy.
 
+**Long trials, in segments.** With ``segment_episodes`` set, an update plays only the next
+``segment_episodes`` episodes of every env's trial, so trials can be as long as the
+benchmark's evaluation (1000 episodes of one unbroken context) at a fixed cost per update:
+the recurrent state, the last action and reward carry over from one segment to the next;
+GAE bootstraps on the value of the step after the segment unless the trial ended there;
+and PPO re-runs each segment from the state it started from, detached (truncated
+backpropagation through time, as recurrent PPO does). ``segment_episodes =
+episodes_per_trial`` is the whole-trial update above, bit for bit.
+
+Checkpoints hold everything a run needs to go on exactly: the model, the optimiser, the
+task, action and minibatch streams, the envs' episode counter and tasks, and where the
+current trial stands (its recurrent state, last action and reward).
+
 The same code runs on one CPU, one GPU or many processes (``accelerate launch``): each
 process plays its own ``num_envs`` tasks with its own seeds, and DDP averages the
 gradients. The model stays in eval mode throughout: PPO's probability ratio needs the
@@ -29,7 +42,7 @@ import json
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -37,6 +50,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from numpy.typing import NDArray
 from pydantic import Field
 from pydantic.dataclasses import dataclass as args_dataclass
 
@@ -84,6 +98,12 @@ class RL2Args:
     episodes_per_trial: Positive = 4
     """Episodes of the same task per trial (the recurrent state spans them); a new task is
     sampled for every env at every trial."""
+    segment_episodes: Positive | None = None
+    """Episodes per update (a rollout segment of the trial): the recurrent state, the last
+    action and reward carry over to the trial's next segment, and PPO backpropagates
+    through the segment only, from its stored start state (truncated BPTT), so trials can
+    be as long as the evaluation (1000 episodes) at a fixed cost per update. Must divide
+    ``episodes_per_trial``; default: the whole trial in one update."""
     total_updates: Positive = 500
     """PPO updates (one trial per env each): ``total_updates x num_envs x
     episodes_per_trial x episode_length`` env steps per process."""
@@ -121,6 +141,11 @@ class RL2Args:
     """Save a resumable checkpoint every this many updates (0: never)."""
 
     def __post_init__(self) -> None:
+        if self.segment_episodes and self.episodes_per_trial % self.segment_episodes:
+            raise AdbenchError(
+                f"segment_episodes ({self.segment_episodes}) must divide episodes_per_trial "
+                f"({self.episodes_per_trial})"
+            )
         if self.num_envs % self.num_minibatches:
             raise AdbenchError(
                 f"num_minibatches ({self.num_minibatches}) must divide num_envs ({self.num_envs})"
@@ -156,6 +181,20 @@ class Rollout:
     rewards: torch.Tensor
 
 
+@dataclass
+class TrialProgress:
+    """Where every env's current trial stands between updates (the envs run in lockstep):
+    the episodes played, and what the next step starts from. ``episodes_done == 0`` means
+    a new trial (new tasks, zero state) starts at the next update."""
+
+    episodes_done: int = 0
+    state: Any = None  # the recurrent state after the last step played
+    prev_action: torch.Tensor | None = None
+    prev_reward: torch.Tensor | None = None
+    next_obs: torch.Tensor | None = None  # the first observation of the next episode
+    task_indices: NDArray[np.int64] | None = None
+
+
 def play_trial(
     model: RL2Model,
     env: BatchedEnv,
@@ -165,13 +204,36 @@ def play_trial(
 ) -> Rollout:
     """Play ``episodes`` episodes in every env of ``env``, the recurrent state carried
     across them; actions are sampled from the policy with ``generator``."""
+    rollout, _ = play_segment(model, env, episodes, generator, device, TrialProgress(), False)
+    return rollout
+
+
+def play_segment(
+    model: RL2Model,
+    env: BatchedEnv,
+    episodes: int,
+    generator: torch.Generator,
+    device: torch.device,
+    start: TrialProgress,
+    continues: bool,
+) -> tuple[Rollout, TrialProgress]:
+    """Play the next ``episodes`` episodes of every env's trial from ``start`` (a new
+    trial when it holds no state); with ``continues``, the trial goes on after them, and
+    the first observation of its next episode is taken for the next segment."""
     n, length = env.num_envs, env.episode_length
-    state = model.new_context(n)
-    prev_action = torch.full((n,), -1, dtype=torch.long, device=device)
-    prev_reward = torch.zeros(n, device=device)
+    state = start.state if start.state is not None else model.new_context(n)
+    if start.prev_action is None:
+        prev_action = torch.full((n,), -1, dtype=torch.long, device=device)
+        prev_reward = torch.zeros(n, device=device)
+    else:
+        prev_action, prev_reward = start.prev_action, start.prev_reward
     columns: dict[str, list[torch.Tensor]] = {name: [] for name in Rollout.__dataclass_fields__}
-    for _ in range(episodes):
-        obs = torch.as_tensor(env.reset(), device=device)
+    first_obs = start.next_obs
+    for episode in range(episodes):
+        if episode == 0 and first_obs is not None:
+            obs = first_obs
+        else:
+            obs = torch.as_tensor(env.reset(), device=device)
         for t in range(length):
             new_episode = torch.full((n,), t == 0, dtype=torch.bool, device=device)
             logits, value, state = model.act_logits_and_values(
@@ -196,17 +258,37 @@ def play_trial(
             # sees the last action and reward of this one (the trial is one stream).
             obs = torch.as_tensor(next_obs, device=device)
             prev_action, prev_reward = action, reward_t
-    return Rollout(**{name: torch.stack(column, dim=1) for name, column in columns.items()})
+    rollout = Rollout(**{name: torch.stack(column, dim=1) for name, column in columns.items()})
+    end = TrialProgress(start.episodes_done + episodes, state, prev_action, prev_reward)
+    if continues:
+        end.next_obs = torch.as_tensor(env.reset(), device=device)
+    return rollout, end
+
+
+def segment_bootstrap(model: RL2Model, end: TrialProgress, device: torch.device) -> torch.Tensor:
+    """The value ``[N]`` of the step after a segment whose trial goes on (the first step of
+    the next episode): GAE bootstraps on it instead of treating the cut as terminal."""
+    n = len(end.prev_action)
+    new_episode = torch.ones(n, dtype=torch.bool, device=device)
+    _, value, _ = model.act_logits_and_values(
+        end.state, end.next_obs, end.prev_action, end.prev_reward, new_episode
+    )
+    return value.float()
 
 
 def gae(
-    rewards: torch.Tensor, values: torch.Tensor, gamma: float, lam: float
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    gamma: float,
+    lam: float,
+    last_value: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """GAE(lambda) advantages and returns ``[N, T]`` for trials that end after step ``T-1``
-    (terminal: nothing is bootstrapped past the trial)."""
+    """GAE(lambda) advantages and returns ``[N, T]``. The step after ``T-1`` is terminal
+    (the trial's end) unless ``last_value`` (its value estimate ``[N]``) is given: a
+    segment cut inside a trial bootstraps on it."""
     advantages = torch.zeros_like(rewards)
     running = torch.zeros_like(rewards[:, 0])
-    next_value = torch.zeros_like(rewards[:, 0])
+    next_value = torch.zeros_like(rewards[:, 0]) if last_value is None else last_value
     for t in reversed(range(rewards.shape[1])):
         delta = rewards[:, t] + gamma * next_value - values[:, t]
         running = delta + gamma * lam * running
@@ -221,9 +303,17 @@ def ppo_loss(
     advantages: torch.Tensor,
     returns: torch.Tensor,
     args: RL2Args,
+    start_state: Any = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """The PPO loss of whole trials re-run from the zero state (BPTT over the trial)."""
-    output = model(batch.observations, batch.prev_actions, batch.prev_rewards, batch.new_episode)
+    """The PPO loss of the rollout re-run from its start state (the zero state of a new
+    trial, or the state a segment started from): BPTT over the rollout only."""
+    output = model(
+        batch.observations,
+        batch.prev_actions,
+        batch.prev_rewards,
+        batch.new_episode,
+        state=start_state,
+    )
     log_probs_all = F.log_softmax(output.logits.float(), dim=-1)
     log_probs = log_probs_all.gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
     entropy = -(log_probs_all.exp() * log_probs_all).sum(-1).mean()
@@ -250,6 +340,15 @@ def ppo_loss(
 
 def select(rollout: Rollout, index: torch.Tensor) -> Rollout:
     return Rollout(**{k: v[index] for k, v in vars(rollout).items()})
+
+
+def select_state(state: Any, index: torch.Tensor) -> Any:
+    """The recurrent state (``[layers, N, H]``, or an LSTM's pair) of the envs ``index``."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return tuple(part[:, index] for part in state)
+    return state[:, index]
 
 
 def train_rl2(
@@ -302,9 +401,9 @@ def train_rl2(
         seed=int(env_seeds.generate_state(1)[0]),
     )
     minibatch_size = args.num_envs // args.num_minibatches
-    steps_per_update = (
-        args.num_envs * args.episodes_per_trial * family.episode_length * accelerator.num_processes
-    )
+    segment = args.segment_episodes or args.episodes_per_trial
+    steps_per_update = args.num_envs * segment * family.episode_length * accelerator.num_processes
+    progress = TrialProgress()
     log: dict[str, Any] = {
         "args": asdict(args),
         "env_id": family.env_id,
@@ -313,7 +412,7 @@ def train_rl2(
     }
     output_dir = Path(output_dir)
     accelerator.register_for_checkpointing(
-        StreamsState(task_rng, action_generator, minibatch_generator, env)
+        StreamsState(task_rng, action_generator, minibatch_generator, env, progress)
     )
     done = resume_point(accelerator, output_dir, asdict(args))
     if done and (output_dir / LOG_FILE).exists():
@@ -324,10 +423,19 @@ def train_rl2(
 
     for update in range(done + 1, args.total_updates + 1):
         update_start = time.perf_counter()
-        trial_indices = task_rng.integers(0, len(tasks), args.num_envs)
-        env.set_tasks(tasks[trial_indices])
-        rollout = play_trial(unwrapped, env, args.episodes_per_trial, action_generator, device)
-        advantages, returns = gae(rollout.rewards, rollout.values, args.gamma, args.gae_lambda)
+        if progress.episodes_done == 0:  # a new trial: new tasks, from the zero state
+            progress.task_indices = task_rng.integers(0, len(tasks), args.num_envs)
+            env.set_tasks(tasks[progress.task_indices])
+        trial_indices = progress.task_indices
+        begin = replace(progress)  # a copy: progress moves on below
+        continues = begin.episodes_done + segment < args.episodes_per_trial
+        rollout, end = play_segment(
+            unwrapped, env, segment, action_generator, device, begin, continues
+        )
+        last_value = segment_bootstrap(unwrapped, end, device) if continues else None
+        advantages, returns = gae(
+            rollout.rewards, rollout.values, args.gamma, args.gae_lambda, last_value
+        )
 
         stats_sum: dict[str, float] = {}
         num_minibatch_steps = 0
@@ -336,7 +444,12 @@ def train_rl2(
             for start in range(0, args.num_envs, minibatch_size):
                 index = order[start : start + minibatch_size]
                 loss, stats = ppo_loss(
-                    model, select(rollout, index), advantages[index], returns[index], args
+                    model,
+                    select(rollout, index),
+                    advantages[index],
+                    returns[index],
+                    args,
+                    select_state(begin.state, index),
                 )
                 optimizer.zero_grad()
                 accelerator.backward(loss)
@@ -347,7 +460,10 @@ def train_rl2(
                 num_minibatch_steps += 1
 
         # --- metrics, averaged over processes ------------------------------------------
-        episode_returns = rollout.rewards.reshape(args.num_envs, args.episodes_per_trial, -1)
+        # The next update goes on with this trial, or starts a new one.
+        progress.__dict__.update(vars(end) if continues else vars(TrialProgress()))
+        progress.task_indices = trial_indices if continues else None
+        episode_returns = rollout.rewards.reshape(args.num_envs, segment, -1)
         local = torch.tensor(
             [
                 *episode_returns.sum(-1).mean(0).tolist(),
@@ -358,12 +474,11 @@ def train_rl2(
             device=device,
         )
         reduced = accelerator.reduce(local, reduction="mean").tolist()
-        per_episode = reduced[: args.episodes_per_trial]
-        loss_terms = dict(
-            zip(sorted(stats_sum), reduced[args.episodes_per_trial : -2], strict=True)
-        )
+        per_episode = reduced[:segment]
+        loss_terms = dict(zip(sorted(stats_sum), reduced[segment:-2], strict=True))
         record = {
             "update": update,
+            "trial_episodes": [begin.episodes_done + 1, end.episodes_done],
             "env_steps": update * steps_per_update,
             "mean_return_per_episode": [round(r, 4) for r in per_episode],
             "mean_trial_return": round(sum(per_episode), 4),
@@ -417,22 +532,49 @@ class StreamsState:
         action_generator: torch.Generator,
         minibatch_generator: torch.Generator,
         env: BatchedEnv,
+        progress: TrialProgress,
     ) -> None:
         self.task_rng = task_rng
         self.action_generator = action_generator
         self.minibatch_generator = minibatch_generator
         self.env = env
+        self.progress = progress
 
     def state_dict(self) -> dict[str, Any]:
+        progress = self.progress
+        state = progress.state
         return {
             "task_rng": self.task_rng.bit_generator.state,
             "action_generator": self.action_generator.get_state(),
             "minibatch_generator": self.minibatch_generator.get_state(),
             "env_episode": self.env._episode,
+            "env_tasks": torch.from_numpy(np.ascontiguousarray(self.env.tasks)),
+            "episodes_done": progress.episodes_done,
+            "state": list(state) if isinstance(state, tuple) else state,
+            "prev_action": progress.prev_action,
+            "prev_reward": progress.prev_reward,
+            "next_obs": progress.next_obs,
+            "task_indices": None
+            if progress.task_indices is None
+            else torch.from_numpy(progress.task_indices),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.task_rng.bit_generator.state = state["task_rng"]
         self.action_generator.set_state(state["action_generator"])
         self.minibatch_generator.set_state(state["minibatch_generator"])
-        self.env._episode = int(state["env_episode"])
+        self.env.set_tasks(state["env_tasks"].numpy())
+        episode = int(state["env_episode"])
+        if state["next_obs"] is not None:
+            # The next episode had been reset already; a fresh env resets it again instead
+            # (the same observation: a pure function of the env's seed and the episode).
+            episode -= 1
+        self.env._episode = episode
+        recurrent = state["state"]
+        self.progress.episodes_done = int(state["episodes_done"])
+        self.progress.state = tuple(recurrent) if isinstance(recurrent, list) else recurrent
+        self.progress.prev_action = state["prev_action"]
+        self.progress.prev_reward = state["prev_reward"]
+        self.progress.next_obs = None
+        indices = state["task_indices"]
+        self.progress.task_indices = None if indices is None else indices.numpy()
