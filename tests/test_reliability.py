@@ -820,3 +820,14 @@ def test_a_second_build_of_the_same_dataset_is_refused_while_one_runs(tmp_path: 
     assert_one_line_refusal(result, "the build of ad-bench/darkroom is in use by another process")
     assert not final.exists() and not final.with_name(f".{final.name}.partial").exists()
     assert list_repos("dataset", tmp_path) == []
+
+
+def test_a_read_only_hub_refuses_a_build_and_a_push_before_any_work(tmp_path: Path) -> None:
+    model = tmp_path / "model"
+    tiny_bandit_model().save_pretrained(model)
+    with tmpfs(tmp_path / "ro-hub", "ro,size=1m") as hub:
+        built = run_cli_here("datasets", "build", "darkroom", "--hub", str(hub))
+        assert_one_line_refusal(built, "the local hub", "no permission to write")
+        pushed = run_cli_here("push", str(model), "--repo", "me/x", "--hub", str(hub))
+        assert_one_line_refusal(pushed, "the local hub", "no permission to write")
+        assert list(hub.iterdir()) == []

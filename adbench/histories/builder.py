@@ -33,6 +33,7 @@ from adbench.fileio import (
     atomic_path,
     atomic_write_json,
     atomic_write_text,
+    check_writable_dir,
     exclusive_lock,
     sha256_file,
 )
@@ -220,6 +221,7 @@ def plan_build(
     source.check_family(family)
     task_ids, tasks = select_tasks(family, config.tasks)
     final = local_repo_dir(f"{org}/{name}", "dataset", hub)
+    check_writable_dir(final.parent, "the local hub")  # not after minutes of learning
     if final.exists() and not force:
         raise AdbenchError(
             f"{final} already exists: pass --force to rebuild it, or --hub to build elsewhere"

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from adbench.errors import AdbenchError
-from adbench.fileio import remove_path, replace_directory, temp_dir_beside
+from adbench.fileio import check_writable_dir, remove_path, replace_directory, temp_dir_beside
 from adbench.hub import local_repo_dir, push_folder, validate_repo_id
 from adbench.models.loading import PUBLISHED_FILES_EXCLUDE, check_model_dir
 
@@ -29,6 +29,7 @@ def publish_model(
     validate_repo_id(repo_id)
     check_model_dir(source)
     target = local_repo_dir(repo_id, "model", hub)
+    check_writable_dir(target.parent, "the local hub")
     if source.resolve() == target.resolve():
         if endpoint is not None:
             push_folder(target, repo_id, "model", endpoint=endpoint, token=token, private=private)
