@@ -115,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
         _fail(str(exc), 2)
     except (KeyboardInterrupt, typer.Abort):
         _fail("interrupted", 130, label="stopped")
+    except BrokenPipeError:
+        # The reader went away (`adbench ... | head`): nothing left to say, to anyone.
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115 (interpreter exit flushes it)
+        sys.exit(1)
     except Exception as exc:
         if os.environ.get("ADBENCH_DEBUG"):
             raise
