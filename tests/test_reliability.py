@@ -831,3 +831,20 @@ def test_a_read_only_hub_refuses_a_build_and_a_push_before_any_work(tmp_path: Pa
         pushed = run_cli_here("push", str(model), "--repo", "me/x", "--hub", str(hub))
         assert_one_line_refusal(pushed, "the local hub", "no permission to write")
         assert list(hub.iterdir()) == []
+
+
+def test_source_args_read_numbers_as_recipes_do(tmp_path: Path) -> None:
+    # The same KEY=VALUE parser as --set: 1e-3 is a number, so it passes validation, and a
+    # bad value is still refused before anything is written.
+    from adbench.histories.specs import resolve_config
+    from adbench.validation import parse_key_values
+
+    parsed = parse_key_values(["learning_rate=1e-3"], "--source-arg")
+    config = resolve_config("darkroom", source="a2c", source_hyperparameters=parsed)
+    assert config.source_hyperparameters == {"learning_rate": 0.001}
+    result = run_cli_here(
+        "datasets", "build", "darkroom", "--source", "a2c", "--source-arg", "learning_rate=1e-3",
+        "--source-arg", "gamma=2", "--hub", str(tmp_path),
+    )  # fmt: skip
+    assert_one_line_refusal(result, "gamma=2")
+    assert list(tmp_path.iterdir()) == []

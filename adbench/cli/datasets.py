@@ -16,27 +16,11 @@ from adbench.cli._common import (
     is_main_process,
     progress_bar,
 )
-from adbench.errors import AdbenchError
 from adbench.histories.specs import DATASETS, DEFAULT_ORG
 
 datasets_app = typer.Typer(
     help="Source learning-history datasets in the hub.", no_args_is_help=True
 )
-
-
-def _parse_source_args(pairs: list[str] | None) -> dict[str, object] | None:
-    """``--source-arg lr=0.1`` -> {"lr": 0.1} (values parsed as YAML scalars)."""
-    if not pairs:
-        return None
-    import yaml
-
-    parsed: dict[str, object] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise AdbenchError(f"--source-arg takes KEY=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        parsed[key.strip()] = yaml.safe_load(value)
-    return parsed
 
 
 @datasets_app.command("build")
@@ -64,6 +48,7 @@ def build(
     file system) the shards are split over the processes; the files are the same bytes.
     """
     from adbench.histories.builder import build_dataset, plan_build
+    from adbench.validation import parse_key_values
 
     options = dict(
         tasks=tasks,
@@ -74,7 +59,8 @@ def build(
         source=source,
         seed=seed,
         histories_per_shard=histories_per_shard,
-        source_hyperparameters=_parse_source_args(source_arg),
+        # None, not {}: no --source-arg keeps the dataset's own source hyperparameters.
+        source_hyperparameters=parse_key_values(source_arg, "--source-arg") or None,
     )
     plan_build(name, hub, org, force, **options)  # bad options fail before the progress bar
     started = time.perf_counter()
