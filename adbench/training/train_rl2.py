@@ -259,7 +259,9 @@ def play_segment(
             obs = torch.as_tensor(next_obs, device=device)
             prev_action, prev_reward = action, reward_t
     rollout = Rollout(**{name: torch.stack(column, dim=1) for name, column in columns.items()})
-    end = TrialProgress(start.episodes_done + episodes, state, prev_action, prev_reward)
+    end = TrialProgress(
+        start.episodes_done + episodes, state, prev_action, prev_reward, None, start.task_indices
+    )
     if continues:
         end.next_obs = torch.as_tensor(env.reset(), device=device)
     return rollout, end
@@ -461,8 +463,7 @@ def train_rl2(
 
         # --- metrics, averaged over processes ------------------------------------------
         # The next update goes on with this trial, or starts a new one.
-        progress.__dict__.update(vars(end) if continues else vars(TrialProgress()))
-        progress.task_indices = trial_indices if continues else None
+        progress.__dict__.update(vars(end if continues else TrialProgress()))
         episode_returns = rollout.rewards.reshape(args.num_envs, segment, -1)
         local = torch.tensor(
             [
