@@ -8,6 +8,8 @@ on a machine without CUDA, Accelerate picks its gloo CPU backend only when told
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from typing import Any
 
 
 def force_cpu_backend() -> bool:
@@ -15,3 +17,43 @@ def force_cpu_backend() -> bool:
     import torch
 
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
+
+
+@dataclass
+class Processes:
+    """The processes of a job: one, or those of ``accelerate launch`` (any number of
+    machines). Without a launch nothing of torch.distributed (nor torch) is imported."""
+
+    index: int = 0
+    count: int = 1
+    state: Any = None
+
+    @classmethod
+    def current(cls) -> Processes:
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()  # no torch.distributed (nor the import of torch) for one process
+        from accelerate import PartialState
+
+        state = PartialState(cpu=force_cpu_backend())
+        return cls(state.process_index, state.num_processes, state)
+
+    @property
+    def is_main(self) -> bool:
+        return self.index == 0
+
+    def wait_for_everyone(self) -> None:
+        if self.state is not None:
+            self.state.wait_for_everyone()
+
+    def gather(self, value: Any) -> list[Any]:
+        """``value`` of every process, in process order (a collective: every process calls
+        it)."""
+        if self.state is None:
+            return [value]
+        from accelerate.utils import gather_object
+
+        return gather_object([value])
+
+    def total(self, value: int) -> int:
+        """The sum of ``value`` over the processes (a collective)."""
+        return sum(self.gather(value))

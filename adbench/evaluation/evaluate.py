@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from adbench.distributed import force_cpu_backend
+from adbench.distributed import Processes
 from adbench.errors import AdbenchError
 from adbench.evaluation import metrics
 from adbench.evaluation.benchmarks import Benchmark, Runs, benchmark_runs
@@ -43,25 +43,20 @@ def task_mean(values: NDArray[np.float32], task_key: NDArray[np.int64]) -> NDArr
     return (sums / np.bincount(inverse)[:, None])[inverse]
 
 
-def _shard(runs: Runs) -> tuple[Runs, NDArray[np.int64], Any]:
+def _shard(runs: Runs) -> tuple[Runs, NDArray[np.int64], Processes]:
     """This process's share of the runs under ``accelerate launch`` (all of them otherwise)."""
-    from accelerate import PartialState
-
-    state = PartialState(cpu=force_cpu_backend())
-    rows = np.arange(len(runs))[state.process_index :: state.num_processes]
-    return runs.select(rows), rows, state
+    processes = Processes.current()
+    rows = np.arange(len(runs))[processes.index :: processes.count]
+    return runs.select(rows), rows, processes
 
 
 def _gather(
-    returns: NDArray[np.float32], rows: NDArray[np.int64], total: int, state: Any
+    returns: NDArray[np.float32], rows: NDArray[np.int64], total: int, processes: Processes
 ) -> NDArray[np.float32]:
-    if state.num_processes == 1:
+    if processes.count == 1:
         return returns
-    from accelerate.utils import gather_object
-
-    pieces = gather_object([(rows, returns)])
     full = np.zeros((total, returns.shape[1]), dtype=np.float32)
-    for piece_rows, piece in pieces:
+    for piece_rows, piece in processes.gather((rows, returns)):
         full[piece_rows] = piece
     return full
 
@@ -200,7 +195,7 @@ def evaluate(
     else:
         raise AdbenchError(f"no model given for {model_id!r}")
 
-    shard, rows, state = _shard(runs)
+    shard, rows, processes = _shard(runs)
     if on_start:
         on_start(episodes * (1 if policy is not None else 0))
     if policy is not None:
@@ -212,9 +207,9 @@ def evaluate(
             episodes,
             greedy=greedy,
             prompt=prompt,
-            on_episode=on_episode if state.is_main_process else None,
+            on_episode=on_episode if processes.is_main else None,
         )
-        returns = _gather(returns, rows, len(runs), state)
+        returns = _gather(returns, rows, len(runs), processes)
     source_curve = None
     if benchmark.normalization == "source" or policy is None:
         # The source learning from scratch on the same tasks with the same seeds: its own
@@ -251,7 +246,7 @@ def evaluate(
         },
         "settings": {
             "batch_size": len(shard),
-            "num_processes": state.num_processes,
+            "num_processes": processes.count,
             "device": str(getattr(policy, "device", "cpu")),
         },
         **scored,

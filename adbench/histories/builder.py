@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from numpy.typing import NDArray
 
+from adbench.distributed import Processes
 from adbench.envs import get_family
 from adbench.envs.base import EnvFamily, fingerprint, stable_permutation
 from adbench.errors import AdbenchError
@@ -264,45 +265,6 @@ def build_dataset(
         )  # fmt: skip
 
 
-@dataclass
-class Processes:
-    """The processes of a build: one, or those of ``accelerate launch`` (any number of
-    machines, the staging folder on a file system they share). Shard ``s`` is built by
-    process ``s % count``; the main process prepares the staging folder and assembles the
-    card and checksums once every shard is written."""
-
-    index: int = 0
-    count: int = 1
-    state: Any = None
-
-    @classmethod
-    def current(cls) -> Processes:
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return cls()  # no torch.distributed (nor the import of torch) for one process
-        from accelerate import PartialState
-
-        from adbench.distributed import force_cpu_backend
-
-        state = PartialState(cpu=force_cpu_backend())
-        return cls(state.process_index, state.num_processes, state)
-
-    @property
-    def is_main(self) -> bool:
-        return self.index == 0
-
-    def wait_for_everyone(self) -> None:
-        if self.state is not None:
-            self.state.wait_for_everyone()
-
-    def total(self, value: int) -> int:
-        """The sum of ``value`` over the processes (a collective: every process calls it)."""
-        if self.state is None:
-            return value
-        from accelerate.utils import gather_object
-
-        return sum(gather_object([value]))
-
-
 def _build_locked(
     config: BuildConfig,
     family: EnvFamily,
@@ -336,6 +298,8 @@ def _build_locked(
 
     started = time.time()
     per_shard = config.episodes + config.expert_episodes
+    # Under `accelerate launch`, shard s is built by process s % count (machines sharing the
+    # hub's file system share the staging folder); the main one assembles the repo after.
     my_shards = range(processes.index, config.num_shards, processes.count)
     if on_start:
         on_start(len(my_shards) * per_shard)
