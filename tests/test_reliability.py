@@ -560,7 +560,7 @@ def test_every_recipe_key_refuses_a_wrong_type_and_an_out_of_range_value(
 
 
 SOURCE_DATASET = {"ucb": "bandit", "thompson": "bandit", "q-learning": "darkroom"}
-SOURCE_DATASET |= {"a2c": "darkroom", "dqn": "watermaze"}
+SOURCE_DATASET |= {"a2c": "darkroom", "dqn": "watermaze", "pose-q-learning": "watermaze"}
 SOURCE_KEYS = [
     pytest.param(source, key, value, id=f"{source}-{key}={value!r}")
     for source in SOURCES

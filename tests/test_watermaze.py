@@ -272,3 +272,49 @@ def test_dmlab_env_rollout() -> None:
             env.step(8)
     finally:
         env.close()
+
+
+# ---------------------------------------------------------------------------------------
+# The pose source: the same env without rendering, frames rendered afterwards.
+
+
+def test_a_batch_without_rendering_has_the_same_dynamics_and_its_poses_render_its_frames() -> None:
+    from adbench.envs.watermaze import render_poses
+
+    tasks = FAMILY.split("train")[:16]
+    pixels = WatermazeBatched(tasks, seed=5)
+    poses = WatermazeBatched(tasks, seed=5, render_frames=False)
+    rng = np.random.default_rng(0)
+    frames, pose = pixels.reset(), poses.reset()
+    assert pose.shape == (16, 3) and all(poses.observation_space.contains(p) for p in pose)
+    total = 0.0
+    for _ in range(EPISODE_LENGTH):
+        np.testing.assert_array_equal(render_poses(pose), frames)
+        actions = rng.integers(0, 8, size=16)
+        frames, reward_pixels, *_ = pixels.step(actions)
+        pose, reward_poses, *_ = poses.step(actions)
+        np.testing.assert_array_equal(reward_pixels, reward_poses)
+        total += float(reward_pixels.sum())
+    assert total > 0  # some random walker found its platform: the rewards were compared
+
+
+def test_pose_q_learning_rises_from_random_to_near_optimal_and_is_deterministic() -> None:
+    from adbench.sources import get_source
+
+    tasks = FAMILY.split("train")[:64]
+    source = get_source("pose-q-learning")
+    batches = list(source.learn(FAMILY, tasks, 300, seed=3, expert_episodes=1))
+    returns = np.array([b.returns.mean() for b in batches if not b.expert])
+    assert returns[:20].mean() < 0.3  # the random policy's return is ~0.19
+    assert returns[-20:].mean() > 0.8
+    expert = batches[-1]
+    assert expert.expert and expert.observations is None and expert.states.shape == (64, 50, 3)
+    assert expert.returns.mean() > 0.8
+    # Frames are rendered on demand, from the states the episode carries.
+    frames = expert.with_observations(FAMILY).observations
+    assert frames.shape == (64, 50, HEIGHT, WIDTH, 3) and frames.dtype == np.uint8
+    np.testing.assert_array_equal(frames[3, 7], render(*expert.states[3, 7, :, None])[0])
+    again = list(source.learn(FAMILY, tasks, 300, seed=3, expert_episodes=1))
+    for a, b in zip(batches, again, strict=True):
+        np.testing.assert_array_equal(a.actions, b.actions)
+        np.testing.assert_array_equal(a.states, b.states)

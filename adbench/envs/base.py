@@ -223,6 +223,10 @@ class EnvFamily:
     train_split: str = "train"
     test_splits: tuple[str, ...] = ("test",)
     all_tasks_fn: Callable[[], NDArray[Any]] | None = None
+    # The observations of underlying states ``[..., *state_shape]``, for a family whose
+    # sources may learn from the state rather than the observation (the Watermaze: poses
+    # to frames); None when the observation is the state.
+    render_states_fn: Callable[[NDArray[Any]], NDArray[Any]] | None = None
     notes: str = ""
     _cache: dict[str, NDArray[Any]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -268,6 +272,12 @@ class EnvFamily:
 
     def random_return(self, tasks: ArrayLike) -> NDArray[np.float64]:
         return self.random_return_fn(self.validate_tasks(tasks))
+
+    def render_states(self, states: NDArray[Any]) -> NDArray[Any]:
+        """The observations an agent sees in ``states`` (see ``render_states_fn``)."""
+        if self.render_states_fn is None:
+            raise AdbenchError(f"{self.name} has no states apart from its observations")
+        return self.render_states_fn(states)
 
     def make_batched(self, tasks: ArrayLike, seed: int | Sequence[int] | None = None) -> BatchedEnv:
         return self.batched_cls(tasks, seed=seed)

@@ -54,6 +54,7 @@ CPU.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -85,6 +86,13 @@ FIELD_OF_VIEW = np.deg2rad(90.0)
 CAMERA_HEIGHT = 0.25
 WALL_HEIGHT = 0.6
 NUM_SEGMENTS = 8
+
+# The pose (x, y, heading) that a ``render_frames=False`` batch returns.
+POSE_SPACE = gym.spaces.Box(
+    np.array([-MAX_RADIUS, -MAX_RADIUS, 0.0]),
+    np.array([MAX_RADIUS, MAX_RADIUS, 2 * np.pi]),
+    dtype=np.float64,
+)
 
 ACTION_NAMES = (
     "forward",
@@ -352,21 +360,50 @@ def _split(name: str) -> NDArray[np.float64]:
 # Environments.
 
 
-class WatermazeBatched(BatchedEnv):
-    """Watermaze over N platforms at once; renders the whole batch in one call."""
+def render_poses(poses: ArrayLike) -> NDArray[np.uint8]:
+    """Frames ``[..., H, W, 3]`` of poses ``[..., 3]`` (``x, y, heading``): what an agent at
+    each pose sees. A source that learns from poses keeps them, and the dataset builder
+    renders only the episodes it keeps."""
+    poses = np.asarray(poses, dtype=np.float64)
+    flat = poses.reshape(-1, 3)
+    frames = render(flat[:, 0], flat[:, 1], flat[:, 2])
+    return frames.reshape(*poses.shape[:-1], HEIGHT, WIDTH, 3)
 
-    def _reset(self) -> NDArray[np.uint8]:
+
+class WatermazeBatched(BatchedEnv):
+    """Watermaze over N platforms at once; renders the whole batch in one call.
+
+    ``render_frames=False`` returns the poses ``[N, 3]`` (``x, y, heading``, float64)
+    instead of the frames: the same dynamics, rewards and random streams, without the cost
+    of rendering (for sources that learn from the pose; :func:`render_poses` gives the
+    frames of any pose later).
+    """
+
+    def __init__(
+        self, tasks: ArrayLike, seed: int | Sequence[int] | None = None, render_frames: bool = True
+    ) -> None:
+        super().__init__(tasks, seed=seed)
+        self.render_frames = render_frames
+        if not render_frames:
+            self.observation_space = POSE_SPACE
+
+    def _observation(self) -> NDArray[Any]:
+        if self.render_frames:
+            return render(self.x, self.y, self.heading)
+        return np.stack([self.x, self.y, self.heading], axis=1)
+
+    def _reset(self) -> NDArray[Any]:
         self.heading = self.uniform(0) * _TWO_PI
         self.x = np.zeros(self.num_envs)
         self.y = np.zeros(self.num_envs)
         self.found = np.zeros(self.num_envs, dtype=np.bool_)
-        return render(self.x, self.y, self.heading)
+        return self._observation()
 
-    def _step(self, actions: NDArray[np.int64]) -> tuple[NDArray[np.uint8], NDArray[np.float32]]:
+    def _step(self, actions: NDArray[np.int64]) -> tuple[NDArray[Any], NDArray[np.float32]]:
         self.x, self.y, self.heading = step_poses(self.x, self.y, self.heading, actions)
         first = on_platform(self.x, self.y, self.tasks) & ~self.found
         self.found |= first
-        return render(self.x, self.y, self.heading), first.astype(np.float32)
+        return self._observation(), first.astype(np.float32)
 
     def optimal_actions(self) -> NDArray[np.int64]:
         return planner_actions(self.x, self.y, self.heading, self.tasks)
@@ -440,6 +477,7 @@ FAMILY = EnvFamily(
     random_return_fn=random_return,
     batched_cls=WatermazeBatched,
     observation_space=gym.spaces.Box(0, 255, (HEIGHT, WIDTH, 3), np.uint8),
+    render_states_fn=render_poses,
     notes=(
         "A built-in numpy raycaster standing in for DMLab's rooms_watermaze: same "
         "observation size, actions and episode length; the platform gives +1 once per "

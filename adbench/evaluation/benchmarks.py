@@ -259,7 +259,9 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         Benchmark(
             name="watermaze",
-            version="1.0",
+            # 1.1: the source reference is the dataset's source, pose-q-learning (1.0: dqn;
+            # no entry was ever scored on 1.0).
+            version="1.1",
             env="watermaze",
             dataset="ad-bench/watermaze",
             scored_splits=("test",),
@@ -268,7 +270,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             seeds=2,
             episodes=160,
             normalization="optimal",
-            source="dqn",
+            source="pose-q-learning",
             description="Watermaze: 50 held-out platforms x 2 seeds x 160 episodes",
             runs_fingerprint="4bf1cc42629fec3e",
         ),

@@ -167,11 +167,11 @@ def run_shard(
         expert_episodes=config.expert_episodes,
     ):
         if batch.expert:
-            expert.append(batch)
+            expert.append(batch.with_observations(family))
         else:
             returns.append(batch.returns)
             if batch.episode % config.every == 0:
-                kept.append(batch)
+                kept.append(batch.with_observations(family))
         if on_episode:
             on_episode(1)
     data = _episodes_to_table(family, kept, first, task_ids[history_task])

@@ -19,6 +19,7 @@ SOURCES: dict[str, str] = {
     "a2c": "adbench.sources.a2c:A2C",
     "q-learning": "adbench.sources.q_learning:QLearning",
     "dqn": "adbench.sources.dqn:DQN",
+    "pose-q-learning": "adbench.sources.pose_q_learning:PoseQLearning",
 }
 
 

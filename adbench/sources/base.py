@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
@@ -30,13 +30,27 @@ class EpisodeBatch:
     ``observations[:, t]`` is what learner ``i`` saw before taking ``actions[:, t]`` and
     receiving ``rewards[:, t]``. Episodes have the family's fixed length ``T``, so the last
     step of each is ``truncated`` and none is ``terminated``.
+
+    A source that learns from the env's underlying state instead of its observation (the
+    Watermaze's pose instead of its frames) yields ``observations=None`` and the
+    ``states``; :meth:`with_observations` renders them, so that only the episodes a
+    dataset keeps pay for rendering.
     """
 
     episode: int  # index within the learning history (expert episodes continue the count)
-    observations: NDArray[Any]  # [L, T, *obs_shape], the env's dtype
+    observations: NDArray[Any] | None  # [L, T, *obs_shape], the env's dtype
     actions: NDArray[np.int64]  # [L, T]
     rewards: NDArray[np.float32]  # [L, T]
     expert: bool = False  # played after learning, with learning frozen
+    states: NDArray[Any] | None = None  # [L, T, *state_shape] when observations is None
+
+    def with_observations(self, family: EnvFamily) -> EpisodeBatch:
+        """This batch with its observations (rendered from its states if need be)."""
+        if self.observations is not None:
+            return self
+        if self.states is None:
+            raise AdbenchError("an episode batch needs observations or states")
+        return replace(self, observations=family.render_states(self.states))
 
     @property
     def returns(self) -> NDArray[np.float32]:

@@ -39,19 +39,20 @@ ties still broken at random), with learning frozen.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 from pydantic.dataclasses import dataclass as args_dataclass
 
-from adbench.envs.base import EnvFamily
+from adbench.envs.base import BatchedEnv, EnvFamily
 from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
 from adbench.validation import ARGS_CONFIG, StepSize, UnitInterval
 
 # Largest reward count that still changes what the agent should do, per family.
-MEMORY_CAP: dict[str, int] = {"darkroom": 0, "darkroom-hard": 1, "key-to-door": 2}
+MEMORY_CAP: dict[str, int] = {"darkroom": 0, "darkroom-hard": 1, "key-to-door": 2, "watermaze": 1}
 
 
 @args_dataclass(config=ARGS_CONFIG)
@@ -81,9 +82,19 @@ def epsilon_schedule(config: QLearningConfig, episode: int, num_episodes: int) -
     )
 
 
-def state_index(obs: NDArray[np.int64], memory: NDArray[np.int64], size: int) -> NDArray[np.int64]:
-    """Row of the Q table for each learner: cell ``x * size + y``, then the memory."""
-    return memory * (size * size) + obs[:, 0] * size + obs[:, 1]
+@dataclass(frozen=True)
+class CellCoding:
+    """How a learner turns what its env returns into a table cell.
+
+    ``cell(obs)`` maps the env's ``[L, ...]`` output to cells ``[L]`` in
+    ``0 .. num_cells - 1``; with ``from_states`` the env returns underlying states (the
+    Watermaze's poses), which the episode batches carry as ``states`` for the builder to
+    render, instead of observations.
+    """
+
+    num_cells: int
+    cell: Callable[[NDArray[Any]], NDArray[np.int64]]
+    from_states: bool = False
 
 
 def epsilon_greedy(
@@ -120,6 +131,14 @@ class QLearning(SourceAlgorithm):
     config_cls: ClassVar[type[SourceConfig]] = QLearningConfig
     config: QLearningConfig
 
+    def cell_coding(self, family: EnvFamily) -> CellCoding:
+        """The grids' cells: the observation ``(x, y)`` is the cell."""
+        size = int(family.observation_space.nvec[0])
+        return CellCoding(size * size, lambda obs: obs[:, 0] * size + obs[:, 1])
+
+    def make_env(self, family: EnvFamily, tasks: NDArray[Any], seed: int) -> BatchedEnv:
+        return family.make_batched(tasks, seed=seed)
+
     def learn(
         self,
         family: EnvFamily,
@@ -131,16 +150,19 @@ class QLearning(SourceAlgorithm):
         tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
         config = self.config
         num_learners = len(tasks)
-        size = int(family.observation_space.nvec[0])
+        coding = self.cell_coding(family)
+        num_cells = coding.num_cells
         memory_cap = MEMORY_CAP[family.name]
-        num_states = size * size * (memory_cap + 1)
+        num_states = num_cells * (memory_cap + 1)
         num_actions = family.num_actions
         horizon = family.episode_length
 
-        # Independent streams for the envs (Key-to-Door's start cells) and the agents.
+        # Independent streams for the envs (random starts) and the agents.
         env_seed, agent_seed = np.random.SeedSequence(seed).generate_state(2)
-        env = family.make_batched(tasks, seed=int(env_seed))
+        env = self.make_env(family, tasks, int(env_seed))
         rng = np.random.default_rng(int(agent_seed))
+        obs_shape = env.observation_space.shape or ()
+        obs_dtype = env.observation_space.dtype
 
         # The Q tables as one [L * S, A] array: row ``row_base[i] + state`` is learner i's
         # row of its state, so every lookup is a single-index gather (two-array fancy
@@ -154,13 +176,13 @@ class QLearning(SourceAlgorithm):
             epsilon = (
                 config.expert_epsilon if expert else epsilon_schedule(config, episode, num_episodes)
             )
-            observations = np.empty((num_learners, horizon, 2), dtype=np.int64)
+            observations = np.empty((num_learners, horizon, *obs_shape), dtype=obs_dtype)
             actions = np.empty((num_learners, horizon), dtype=np.int64)
             rewards = np.empty((num_learners, horizon), dtype=np.float32)
 
             obs = env.reset()
             memory = np.zeros(num_learners, dtype=np.int64)
-            row = row_base + state_index(obs, memory, size)
+            row = row_base + memory * num_cells + coding.cell(obs)
             q_row = q[row]
             q_max = q_row.max(axis=1)
             for t in range(horizon):
@@ -168,7 +190,7 @@ class QLearning(SourceAlgorithm):
                 next_obs, reward, _, _ = env.step(action)
                 if memory_cap:  # Dark Room's learner has no memory: its state is the cell
                     memory = np.minimum(memory + (reward > 0), memory_cap)
-                next_row = row_base + state_index(next_obs, memory, size)
+                next_row = row_base + memory * num_cells + coding.cell(next_obs)
                 next_q_row = q[next_row]
                 next_max = next_q_row.max(axis=1)
 
@@ -192,8 +214,9 @@ class QLearning(SourceAlgorithm):
 
             yield EpisodeBatch(
                 episode=episode,
-                observations=observations,
+                observations=None if coding.from_states else observations,
                 actions=actions,
                 rewards=rewards,
                 expert=expert,
+                states=observations if coding.from_states else None,
             )
