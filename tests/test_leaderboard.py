@@ -296,3 +296,39 @@ def test_the_committed_readme_is_current_and_the_folder_is_small() -> None:
     tracked = [p for p in COMMITTED.rglob("*") if p.is_file() and not p.name.startswith(".")]
     assert sum(p.stat().st_size for p in tracked) <= 3 * 1024 * 1024
     assert not [p for p in tracked if p.suffix == ".png"]
+
+
+# ---------------------------------------------------------------------------------------
+# Training-seed groups.
+
+
+def test_a_seed_group_of_one_model_reports_its_mean_return_at_each_mark() -> None:
+    from adbench.leaderboards.seeds import markdown_table, seed_group
+
+    group = seed_group(COMMITTED, "darkroom", "AD", ["ad-bench/ad-darkroom"], (1, 200, 1000))
+    path = next((COMMITTED / "darkroom").glob("ad-bench__ad-darkroom-*.runs.parquet"))
+    returns = np.stack(pq.read_table(path).column("returns").to_numpy(zero_copy_only=False))
+    assert [m.episode for m in group.marks] == [1, 200, 1000]
+    for mark in group.marks:
+        # 16 tasks x 5 seeds: the mean over tasks of task means is the plain mean.
+        assert mark.mean == pytest.approx(returns[:, mark.episode - 1].mean(), abs=1e-6)
+        assert mark.ci is None  # one seed: no interval over seeds
+    assert [m.paper for m in group.marks] == [None, 9.6, 14.1]
+    table = markdown_table([group])
+    assert "| AD | 1 | 0.962 |" in table and "(paper 14.1)" in table
+
+
+@pytest.mark.parametrize(
+    ("models", "marks", "message"),
+    [
+        (["ad-bench/ad-darkroom", "random"], None, "mixes methods"),
+        (["ad-bench/ad-darkroom", "ad-bench/ad-darkroom"], None, "names a model twice"),
+        (["me/unknown"], None, "no entry"),
+        (["ad-bench/ad-darkroom"], (0, 1001), "outside 1..1000"),
+    ],
+)
+def test_a_bad_seed_group_is_refused(models: list[str], marks: Any, message: str) -> None:
+    from adbench.leaderboards.seeds import seed_group
+
+    with pytest.raises(AdbenchError, match=message):
+        seed_group(COMMITTED, "darkroom", "G", models, marks)

@@ -378,6 +378,23 @@ TEXT_CASES: dict[tuple[tuple[str, ...], str], list[tuple[str, str]]] = {
     (("leaderboard", "site"), "hub_url"): [
         ("leaderboard site --output {out} --hub-url nope", "--hub-url"),
     ],
+    (("leaderboard", "seeds"), "name"): [
+        ("leaderboard seeds nope --group A=x/y --leaderboards {boards}", "nope"),
+    ],
+    (("leaderboard", "seeds"), "group"): [
+        ("leaderboard seeds darkroom --group A --leaderboards {boards}", "LABEL=MODEL_ID"),
+        ("leaderboard seeds darkroom --group A= --leaderboards {boards}", "LABEL=MODEL_ID"),
+        ("leaderboard seeds darkroom --group A=me/none --leaderboards {boards}", "no entry"),
+    ],
+    (("leaderboard", "seeds"), "marks"): [
+        ("leaderboard seeds darkroom --group A=x/y --marks 1,x --leaderboards {boards}", "--marks"),
+    ],
+    (("leaderboard", "seeds"), "leaderboards"): [
+        ("leaderboard seeds bandit --group A=x/y --leaderboards {corrupt_boards}", "corrupted"),
+    ],
+    (("leaderboard", "seeds"), "hub"): [
+        ("leaderboard seeds darkroom --group A=x/y --hub {file}", "is a file"),
+    ],
     (("leaderboard", "serve"), "host"): [
         ("leaderboard serve --host 256.0.0.1 --output {out}", "cannot listen"),
     ],

@@ -158,3 +158,48 @@ def serve(
                     time.sleep(3600)
             except KeyboardInterrupt:
                 console.print("stopped")
+
+
+@leaderboard_app.command("seeds")
+def seeds(
+    name: str = typer.Argument(..., help="Benchmark."),
+    group: list[str] = typer.Option(
+        ...,
+        "--group",
+        help="LABEL=MODEL_ID,MODEL_ID,...: one method's models, one per training seed "
+        "(repeatable: one row each).",
+    ),
+    marks: str = typer.Option(
+        None, "--marks", help="Episode marks, comma-separated (default: the paper's)."
+    ),
+    leaderboards: str = LeaderboardsOption,
+    hub: str = HubOption,
+) -> None:
+    """Training-seed groups as one row each: the return at episode marks, mean over the
+    seeds' models, with a 95% stratified-bootstrap CI over seeds x tasks, beside the paper's
+    numbers (markdown, for docs/results.md)."""
+    from adbench.errors import AdbenchError
+    from adbench.evaluation.benchmarks import get_benchmark
+    from adbench.leaderboards.seeds import markdown_table, seed_group
+
+    benchmark = get_benchmark(name).name
+    mark_values = None
+    if marks is not None:
+        try:
+            mark_values = tuple(int(m) for m in marks.split(","))
+        except ValueError:
+            raise AdbenchError(
+                f"--marks {marks!r}: give episode numbers, e.g. 1,200,1000"
+            ) from None
+    groups = []
+    for spec in group:
+        label, sep, ids = spec.partition("=")
+        model_ids = [i for i in ids.split(",") if i]
+        if not sep or not label or not model_ids:
+            raise AdbenchError(f"--group {spec!r}: write LABEL=MODEL_ID,MODEL_ID,...")
+        groups.append(
+            seed_group(
+                leaderboards_dir(leaderboards, hub), benchmark, label, model_ids, mark_values
+            )
+        )
+    typer.echo(markdown_table(groups), nl=False)

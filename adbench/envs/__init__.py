@@ -33,12 +33,26 @@ _ENTRY_POINTS = {
 }
 
 
+# Gymnasium vector envs over the batched envs (gymnasium.make_vec), by env id.
+_VECTOR_ENTRY_POINTS = {
+    "adbench/AdversarialBandit-v0": "adbench.envs.vector:AdversarialBanditVectorEnv",
+    "adbench/DarkRoom-v0": "adbench.envs.vector:DarkRoomVectorEnv",
+    "adbench/DarkRoomHard-v0": "adbench.envs.vector:DarkRoomHardVectorEnv",
+    "adbench/DarkKeyToDoor-v0": "adbench.envs.vector:DarkKeyToDoorVectorEnv",
+    "adbench/Watermaze-v0": "adbench.envs.vector:WatermazeVectorEnv",
+}
+
+
 def register_envs() -> None:
-    """Register every adbench env with Gymnasium (idempotent)."""
+    """Register every adbench env with Gymnasium (idempotent), with its vector env."""
     for env_id, entry_point in _ENTRY_POINTS.items():
         if env_id not in gym.registry:
             # Episodes end inside the envs (fixed length), so no TimeLimit wrapper.
-            gym.register(id=env_id, entry_point=entry_point)
+            gym.register(
+                id=env_id,
+                entry_point=entry_point,
+                vector_entry_point=_VECTOR_ENTRY_POINTS.get(env_id),
+            )
 
 
 def get_family(name: str) -> EnvFamily:

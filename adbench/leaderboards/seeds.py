@@ -1,0 +1,190 @@
+"""Training-seed groups: one method trained with several seeds, reported as one row.
+
+The leaderboards rank models, and each training seed's model is its own entry there: an
+entry is a promise about one set of weights, which anyone can download and score again.
+What a paper table needs is the method across seeds, so a seed group is a view over
+entries: its return at given episode marks is the mean over training seeds of the mean
+return over evaluation runs, with a 95% confidence interval from rliable's stratified
+bootstrap, taking the ``[training seeds, tasks]`` matrix of per-(seed, task) mean returns
+(evaluation seeds averaged within a task) and resampling the seeds within each task.
+With one seed the interval is over nothing and is not reported.
+
+The paper's numbers (shared/PAPER.md, "Results") sit beside each row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from adbench.errors import AdbenchError
+from adbench.evaluation.metrics import mean, stratified_bootstrap_ci, task_matrix
+from adbench.evaluation.results import read_runs
+from adbench.leaderboards.board import load_board
+
+# The paper's return on held-out tasks at the episode given, per benchmark and method
+# (Laskin et al., 2022; shared/PAPER.md). Only the marks the paper states.
+PAPER_RETURNS: dict[str, dict[str, dict[int, float]]] = {
+    "darkroom": {
+        "ad": {200: 9.6, 400: 12.9, 1000: 14.1},
+        "ed": {1000: 0.73},
+        "source": {1000: 0.76},
+        "rl2": {1000: 14.7},
+    },
+    "darkroom-hard": {
+        "ad": {1000: 0.68},
+        "ed": {1000: 0.07},
+        "source": {1000: 0.09},
+        "rl2": {1000: 0.70},
+    },
+    "key-to-door": {
+        "ad": {200: 1.66, 1000: 1.81},
+        "ed": {1000: 0.58},
+        "source": {1000: 0.70},
+        "rl2": {1000: 1.87},
+    },
+    "watermaze": {
+        "ad": {160: 0.84},
+        "ed": {160: 0.18},
+        "source": {160: 0.56},
+        "rl2": {160: 0.97},
+    },
+}
+
+# The episode marks a table reports per benchmark: the paper's, plus the first episode.
+DEFAULT_MARKS: dict[str, tuple[int, ...]] = {
+    "bandit": (1, 2, 5, 20),
+    "darkroom": (1, 200, 400, 1000),
+    "darkroom-hard": (1, 200, 1000),
+    "key-to-door": (1, 200, 1000),
+    "watermaze": (1, 40, 160),
+}
+
+
+@dataclass
+class MarkValue:
+    """A seed group's return at one episode mark."""
+
+    episode: int
+    mean: float  # mean over seeds of the mean over runs
+    ci: tuple[float, float] | None  # 95% stratified bootstrap over seeds x tasks
+    per_seed: list[float]
+    paper: float | None
+
+
+@dataclass
+class SeedGroup:
+    """One method's models (one per training seed) on one benchmark."""
+
+    label: str
+    benchmark: str
+    model_ids: list[str]
+    scores: list[float]  # each seed's score IQM
+    marks: list[MarkValue] = field(default_factory=list)
+
+
+def seed_group(
+    directory: Path,
+    benchmark: str,
+    label: str,
+    model_ids: list[str],
+    marks: tuple[int, ...] | None = None,
+    reps: int = 2000,
+    seed: int = 0,
+) -> SeedGroup:
+    """The seed group of ``model_ids`` (one entry each on the current version of
+    ``benchmark``'s board in ``directory``) at ``marks`` (default: :data:`DEFAULT_MARKS`),
+    over the benchmark's scored splits. The paper's numbers shown beside are those of the
+    models' method (their config's ``method``; ``source`` for the source reference)."""
+    if not model_ids:
+        raise AdbenchError(f"seed group {label!r} has no models")
+    if len(set(model_ids)) != len(model_ids):
+        raise AdbenchError(f"seed group {label!r} names a model twice: {', '.join(model_ids)}")
+    board = load_board(directory, benchmark)
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for entry in board.entries:
+        by_model.setdefault(entry["model_id"], []).append(entry)
+    curves = []
+    scores = []
+    methods = set()
+    for model_id in model_ids:
+        entries = by_model.get(model_id, [])
+        if len(entries) != 1:
+            found = "no entry" if not entries else f"{len(entries)} entries"
+            raise AdbenchError(
+                f"{model_id} has {found} on the {benchmark} board (version "
+                f"{board.benchmark.version}) in {directory}: a seed group needs exactly one "
+                f"per model (adbench evaluate --model {model_id} --submit)"
+            )
+        entry = entries[0]
+        summary = board.summaries[entry["id"]]
+        methods.add(summary["model"].get("method") or summary["model"]["id"])
+        runs = read_runs(directory / entry["results_file"], summary)
+        scored = np.isin(runs["split"], board.benchmark.scored_splits)
+        task_key = np.char.add(
+            np.char.add(runs["split"][scored].astype(str), ":"),
+            runs["task_index"][scored].astype(str),
+        )
+        curves.append((task_key, runs["returns"][scored]))
+        scores.append(float(entry["score_iqm"]))
+    first_keys = curves[0][0]
+    for (keys, _), model_id in zip(curves[1:], model_ids[1:], strict=True):
+        if not np.array_equal(np.sort(keys), np.sort(first_keys)):
+            raise AdbenchError(f"{model_id} was scored on other tasks than {model_ids[0]}")
+    episodes = curves[0][1].shape[1]
+    marks = marks or DEFAULT_MARKS.get(benchmark, (1, episodes))
+    bad = [m for m in marks if not 1 <= m <= episodes]
+    if bad:
+        raise AdbenchError(
+            f"episode marks {bad} are outside 1..{episodes} (the {benchmark} protocol's episodes)"
+        )
+    if len(methods) > 1:
+        raise AdbenchError(f"seed group {label!r} mixes methods: {', '.join(sorted(methods))}")
+    paper = PAPER_RETURNS.get(benchmark, {}).get(methods.pop(), {})
+    group = SeedGroup(label, benchmark, list(model_ids), scores)
+    for mark in marks:
+        # [seeds, tasks]: each seed's mean return per task (its evaluation seeds averaged).
+        rows = [_task_means(keys, returns[:, mark - 1]) for keys, returns in curves]
+        matrix = np.stack(rows)
+        ci = None
+        if len(model_ids) > 1:
+            ci = stratified_bootstrap_ci(matrix, mean, reps=reps, seed=seed)
+        group.marks.append(
+            MarkValue(
+                episode=mark,
+                mean=float(matrix.mean()),
+                ci=ci,
+                per_seed=[float(row.mean()) for row in rows],
+                paper=paper.get(mark),
+            )
+        )
+    return group
+
+
+def _task_means(task_key: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Mean of ``values`` per task, tasks in sorted order (as :func:`task_matrix`)."""
+    return task_matrix(values, task_key).mean(axis=0)
+
+
+def markdown_table(groups: list[SeedGroup]) -> str:
+    """A results table: one row per group, one column per mark (mean [95% CI] (paper))."""
+    if not groups:
+        return ""
+    marks = [m.episode for m in groups[0].marks]
+    header = ["method", "seeds", "score IQM per seed"] + [f"return ep {m}" for m in marks]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for group in groups:
+        cells = [group.label, str(len(group.model_ids))]
+        cells.append(", ".join(f"{s:.3f}" for s in group.scores))
+        for value in group.marks:
+            text = f"{value.mean:.2f}"
+            if value.ci is not None:
+                text += f" [{value.ci[0]:.2f}, {value.ci[1]:.2f}]"
+            if value.paper is not None:
+                text += f" (paper {value.paper:g})"
+            cells.append(text)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
