@@ -26,6 +26,7 @@ from adbench.evaluation.policies import (
     OraclePolicy,
     Policy,
     RandomPolicy,
+    check_model_contract,
     check_model_fits,
 )
 from adbench.evaluation.results import SCHEMA as RESULTS_SCHEMA
@@ -185,6 +186,7 @@ def evaluate(
     policy: Policy | None
     if model is not None:
         check_model_fits(model, family, model_id)
+        check_model_contract(model, family, model_id)
         policy = ModelPolicy(model, model_id)
     elif model_id == "random":
         policy = RandomPolicy()
