@@ -13,39 +13,37 @@ local hub does not pay for (or depend on) the client.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import os
-import re
 import tempfile
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any
 
 from adbench.errors import AdbenchError
-from adbench.fileio import HASH_CHUNK_BYTES, atomic_directory, is_temp_name, remove_path
+from adbench.fileio import atomic_directory, remove_path, temp_dir_beside
+from adbench.hub_revisions import find_revision, record_published, record_revision, revision_dir
+from adbench.hub_storage import (  # re-exported: the hub's public API
+    REPO_ID_EXAMPLE,
+    REPO_TYPE_DIRS,
+    REPO_TYPES,
+    FileDigest,
+    RepoInfo,
+    RepoType,
+    file_digest,
+    hub_root,
+    is_repo_dir,
+    list_repos,
+    local_repo_dir,
+    repo_files,
+    repo_revision,
+    revision_of_digests,
+    validate_repo_id,
+    validate_repo_type,
+)
 
 if TYPE_CHECKING:
     from huggingface_hub import HfApi
-
-RepoType = Literal["dataset", "model"]
-REPO_TYPES: tuple[RepoType, ...] = ("dataset", "model")
-REPO_TYPE_DIRS: dict[RepoType, str] = {"dataset": "datasets", "model": "models"}
-
-REPO_ID_EXAMPLE = "ad-bench/darkroom"
-_REPO_PART = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,95}")
-_REPO_ID_RULE = (
-    "a repo id is 'org/name', each part 1-96 letters, digits, '.', '_' or '-', starting with a "
-    "letter or digit, not ending with '.' or '-', without '--' or '..'"
-)
-
-# Folders huggingface_hub never uploads (``DEFAULT_IGNORE_PATTERNS``): leaving them out of a
-# repo's file set keeps the local revision equal to the revision of what a push sends.
-_SKIPPED_DIRS = frozenset({".git"})
-_SKIPPED_NESTED_DIRS = frozenset({(".cache", "huggingface")})
 
 # What push hands to ``upload_folder(ignore_patterns=...)`` so that half-written files of a
 # concurrent writer are never uploaded (fnmatch's '*' also matches '/').
@@ -67,234 +65,6 @@ _FIX_HINTS: dict[RepoType, str] = {
         "--endpoint URL for a hub that has it"
     ),
 }
-
-
-# --------------------------------------------------------------------------- local layout
-
-
-def hub_root(hub: str | Path | None = None) -> Path:
-    """The local hub directory: ``hub`` > env ``ADBENCH_HUB`` > ``$XDG_CACHE_HOME/adbench/hub``
-    > ``~/.cache/adbench/hub``. The directory need not exist yet."""
-    if hub is not None and str(hub) != "":
-        chosen = Path(hub)
-    elif os.environ.get("ADBENCH_HUB"):
-        chosen = Path(os.environ["ADBENCH_HUB"])
-    elif os.environ.get("XDG_CACHE_HOME"):
-        chosen = Path(os.environ["XDG_CACHE_HOME"]) / "adbench" / "hub"
-    else:
-        chosen = Path("~/.cache/adbench/hub")
-    root = chosen.expanduser().absolute()
-    if root.exists() and not root.is_dir():
-        raise AdbenchError(
-            f"the local hub {root} is a file: give a directory with --hub (or $ADBENCH_HUB)"
-        )
-    return root
-
-
-def validate_repo_id(repo_id: str) -> tuple[str, str]:
-    """Split ``org/name`` into its two parts, or raise AdbenchError saying what is wrong.
-
-    Every repo id a user gives goes through here, which is also what keeps ids from escaping
-    the hub directory ('..', absolute paths, extra slashes are all rejected).
-    """
-    if not isinstance(repo_id, str):
-        raise AdbenchError(
-            f"invalid repo id {repo_id!r}: expected a string; {_REPO_ID_RULE} "
-            f"(for example {REPO_ID_EXAMPLE})"
-        )
-    parts = repo_id.split("/")
-    if len(parts) != 2:
-        problem = "it has no '/'" if len(parts) == 1 else f"it has {len(parts) - 1} '/'"
-        raise AdbenchError(
-            f"invalid repo id {repo_id!r}: {problem}; {_REPO_ID_RULE} "
-            f"(for example {REPO_ID_EXAMPLE})"
-        )
-    for part in parts:
-        problem = None
-        if not _REPO_PART.fullmatch(part):
-            problem = f"{part!r} is empty, too long or has a character that is not allowed"
-        elif "--" in part or ".." in part:
-            problem = f"{part!r} contains '--' or '..'"
-        elif part.endswith((".", "-")):
-            problem = f"{part!r} ends with '.' or '-'"
-        if problem:
-            raise AdbenchError(
-                f"invalid repo id {repo_id!r}: {problem}; {_REPO_ID_RULE} "
-                f"(for example {REPO_ID_EXAMPLE})"
-            )
-    return parts[0], parts[1]
-
-
-def validate_repo_type(repo_type: str) -> RepoType:
-    """Check that ``repo_type`` is 'dataset' or 'model'."""
-    if repo_type not in REPO_TYPES:
-        raise AdbenchError(f"invalid repo type {repo_type!r}: use 'dataset' or 'model'")
-    return cast(RepoType, repo_type)
-
-
-def local_repo_dir(repo_id: str, repo_type: RepoType, hub: str | Path | None = None) -> Path:
-    """Where repo ``repo_id`` lives in the local hub, whether or not it exists."""
-    org, name = validate_repo_id(repo_id)
-    return hub_root(hub) / REPO_TYPE_DIRS[validate_repo_type(repo_type)] / org / name
-
-
-def repo_files(path: str | Path) -> list[str]:
-    """Relative POSIX paths of every file of a repo directory, sorted.
-
-    Left out: temporary files of unfinished atomic writes, ``.git/`` and ``.cache/huggingface/``
-    (never uploaded by huggingface_hub). Symlinked files are included, symlinked directories
-    are not followed.
-    """
-    root = Path(path)
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = Path(dirpath).relative_to(root)
-        parent_name = rel_dir.name
-        dirnames[:] = [
-            d
-            for d in dirnames
-            if not is_temp_name(d)
-            and d not in _SKIPPED_DIRS
-            and (parent_name, d) not in _SKIPPED_NESTED_DIRS
-        ]
-        for filename in filenames:
-            if is_temp_name(filename):
-                continue
-            full = Path(dirpath) / filename
-            if full.is_file():
-                found.append((rel_dir / filename).as_posix())
-    return sorted(found)
-
-
-def is_repo_dir(path: str | Path) -> bool:
-    """Whether ``path`` is a directory holding at least one repo file."""
-    return Path(path).is_dir() and bool(repo_files(path))
-
-
-@dataclass(frozen=True)
-class FileDigest:
-    """Size and content hashes of one file: sha256, and the git blob id the Hub calls ``oid``."""
-
-    size: int
-    sha256: str
-    git_oid: str
-
-
-# File content is identified by (device, inode, size, mtime): adbench never rewrites a file in
-# place (atomic writes make a new inode), so a hit can be trusted and a hub full of large
-# files is hashed once per process instead of on every revision or server request.
-_DIGEST_CACHE: dict[tuple[int, int, int, int], FileDigest] = {}
-_DIGEST_CACHE_MAX = 200_000
-_DIGEST_LOCK = threading.Lock()
-
-
-def file_digest(path: str | Path) -> FileDigest:
-    """sha256 and git blob id of a file, cached on its (device, inode, size, mtime)."""
-    stat = os.stat(path)
-    key = (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    with _DIGEST_LOCK:
-        cached = _DIGEST_CACHE.get(key)
-    if cached is not None:
-        return cached
-    sha256 = hashlib.sha256()
-    git = hashlib.sha1(f"blob {stat.st_size}\0".encode(), usedforsecurity=False)
-    size = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(HASH_CHUNK_BYTES):
-            sha256.update(chunk)
-            git.update(chunk)
-            size += len(chunk)
-    digest = FileDigest(size=size, sha256=sha256.hexdigest(), git_oid=git.hexdigest())
-    if size == stat.st_size:  # the file did not change while it was read
-        with _DIGEST_LOCK:
-            if len(_DIGEST_CACHE) >= _DIGEST_CACHE_MAX:
-                _DIGEST_CACHE.clear()
-            _DIGEST_CACHE[key] = digest
-    return digest
-
-
-def revision_of_digests(pairs: list[tuple[str, str]]) -> str:
-    """The content revision of (relative path, file sha256) pairs; see ``repo_revision``."""
-    total = hashlib.sha256()
-    for rel_path, sha in sorted(pairs):
-        total.update(f"{rel_path}\0{sha}\n".encode())
-    return total.hexdigest()[:40]
-
-
-def repo_revision(path: str | Path) -> str:
-    """Content revision of a local repo: 40 hex chars identifying exactly its files.
-
-    It is the sha256 over the sorted lines ``"<relative posix path>\\0<sha256 of file>\\n"`` of
-    every file listed by ``repo_files``, truncated to 40 hex characters (the length of a git
-    commit id, so a remote hub can use it as its commit ``sha``). Results files record it to say
-    which exact data or model they used.
-    """
-    root = Path(path)
-    if not root.is_dir():
-        raise AdbenchError(f"cannot compute the revision of {root}: it is not a directory")
-    return revision_of_digests([(rel, file_digest(root / rel).sha256) for rel in repo_files(root)])
-
-
-@dataclass(frozen=True)
-class RepoInfo:
-    """One repo of the local hub. ``revision`` is computed (hashing every file) on first use."""
-
-    repo_id: str
-    repo_type: RepoType
-    path: Path
-    num_files: int
-    size_bytes: int
-    last_modified: datetime
-
-    @functools.cached_property
-    def revision(self) -> str:
-        return repo_revision(self.path)
-
-
-def _repo_info(repo_id: str, repo_type: RepoType, path: Path) -> RepoInfo | None:
-    files = repo_files(path)
-    if not files:
-        return None
-    stats = [(path / rel).stat() for rel in files]
-    return RepoInfo(
-        repo_id=repo_id,
-        repo_type=repo_type,
-        path=path,
-        num_files=len(files),
-        size_bytes=sum(s.st_size for s in stats),
-        last_modified=datetime.fromtimestamp(max(s.st_mtime for s in stats), tz=UTC),
-    )
-
-
-def _iter_repo_dirs(type_dir: Path) -> Iterator[tuple[str, Path]]:
-    if not type_dir.is_dir():
-        return
-    for org_dir in sorted(type_dir.iterdir()):
-        if not org_dir.is_dir() or org_dir.name.startswith("."):
-            continue
-        for repo_dir in sorted(org_dir.iterdir()):
-            if not repo_dir.is_dir() or repo_dir.name.startswith("."):
-                continue
-            repo_id = f"{org_dir.name}/{repo_dir.name}"
-            try:
-                validate_repo_id(repo_id)
-            except AdbenchError:
-                continue  # a stray folder someone made by hand is not a repo
-            yield repo_id, repo_dir
-
-
-def list_repos(repo_type: RepoType, hub: str | Path | None = None) -> list[RepoInfo]:
-    """Every non-empty repo of one type in the local hub, sorted by id."""
-    type_dir = hub_root(hub) / REPO_TYPE_DIRS[validate_repo_type(repo_type)]
-    infos = []
-    for repo_id, repo_dir in _iter_repo_dirs(type_dir):
-        try:
-            info = _repo_info(repo_id, repo_type, repo_dir)
-        except FileNotFoundError:
-            continue  # replaced by a concurrent atomic write while we listed it
-        if info is not None:
-            infos.append(info)
-    return infos
 
 
 # --------------------------------------------------------------------------- remote hub
@@ -430,10 +200,13 @@ def pull_repo(
     revision: str | None = None,
     token: str | None = None,
 ) -> Path:
-    """Download a repo from the remote hub into the local hub, replacing any local copy.
+    """Download a repo from the remote hub into the local hub; returns its directory.
 
-    The files are downloaded into a temporary directory beside the repo dir and swapped in only
-    once complete, so an interrupted pull never leaves a partial repo behind.
+    The remote's ``main`` (no ``revision``, or the sha of its main) replaces the local copy;
+    an older revision is added to the local hub's revisions (:mod:`adbench.hub_revisions`)
+    and leaves the local ``main`` as it is. The files are downloaded into a temporary
+    directory and published only once complete, so an interrupted pull never leaves a
+    partial repo behind.
     """
     from huggingface_hub import snapshot_download
 
@@ -442,6 +215,7 @@ def pull_repo(
     url = remote_endpoint(endpoint)
     final_dir = local_repo_dir(repo_id, repo_type, hub)
     api, hf_token = _make_api(url, token)
+    recorded = None
     try:
         # Resolving the revision first, with a timeout, fails fast and clearly when the endpoint
         # is down or lacks the repo; pinning the download to the resolved commit then keeps
@@ -451,10 +225,15 @@ def pull_repo(
         )
         if not info.sha:
             raise AdbenchError(f"{url} did not report a commit for {repo_type} repo {repo_id!r}")
+        is_main = revision is None or (
+            api.repo_info(repo_id, repo_type=repo_type, timeout=REMOTE_TIMEOUT_S).sha == info.sha
+        )
+        if is_main:
+            record_published(final_dir)  # the local main it replaces stays resolvable
         # A throwaway cache keeps huggingface_hub from writing refs into ~/.cache/huggingface.
         with (
             tempfile.TemporaryDirectory(prefix="adbench-pull-") as scratch_cache,
-            atomic_directory(final_dir) as download_dir,
+            atomic_directory(final_dir) if is_main else _scratch_dir(final_dir) as download_dir,
         ):
             snapshot_download(
                 repo_id,
@@ -467,6 +246,10 @@ def pull_repo(
                 etag_timeout=REMOTE_TIMEOUT_S,
             )
             _remove_download_metadata(download_dir)
+            if not is_main:
+                recorded = record_revision(
+                    download_dir, repo_id, repo_type, hub, f"pulled from {url} at {info.sha}"
+                )
     except AdbenchError:
         raise
     except Exception as exc:
@@ -479,7 +262,25 @@ def pull_repo(
             "the token",
             reason,
         ) from exc
+    if not is_main:
+        if recorded is None:
+            raise AdbenchError(
+                f"{url} sent no files for {repo_type} repo {repo_id!r} at {info.sha}"
+            )
+        return revision_dir(repo_id, repo_type, recorded, hub)
+    record_published(final_dir, f"pulled from {url} at {info.sha}")
     return final_dir
+
+
+@contextlib.contextmanager
+def _scratch_dir(beside: Path) -> Iterator[Path]:
+    """A temporary directory beside ``beside`` (same file system: the revision store links
+    its files), removed afterwards."""
+    scratch = temp_dir_beside(beside)
+    try:
+        yield scratch
+    finally:
+        remove_path(scratch)
 
 
 def _matches_revision(local_revision: str, wanted: str) -> bool:
@@ -497,8 +298,10 @@ def resolve_repo(
     """The local directory of a repo: from the local hub if it is there, else pulled from the
     remote endpoint into the local hub.
 
-    With ``revision``, the local copy is used only if its content revision (``repo_revision``)
-    starts with it; otherwise that revision is pulled from the remote hub.
+    With ``revision`` (a sha or a prefix of 7+ characters), the local copy is used if its
+    content revision (``repo_revision``) starts with it; else a revision of the local hub's
+    record (:mod:`adbench.hub_revisions`) that does; otherwise that revision is pulled from
+    the remote hub.
     """
     repo_type = validate_repo_type(repo_type)
     local_dir = local_repo_dir(repo_id, repo_type, hub)
@@ -509,6 +312,10 @@ def resolve_repo(
         local_revision = repo_revision(local_dir)
         if _matches_revision(local_revision, revision):
             return local_dir
+    if revision is not None:
+        recorded = find_revision(repo_id, repo_type, revision, hub)
+        if recorded is not None:
+            return revision_dir(repo_id, repo_type, recorded, hub)
     try:
         return pull_repo(
             repo_id, repo_type, hub=hub, endpoint=endpoint, revision=revision, token=token
@@ -608,3 +415,29 @@ def push_folder(
         commit=str(commit_info.oid),
         revision=revision,
     )
+
+
+__all__ = [
+    "REPO_ID_EXAMPLE",
+    "REPO_TYPES",
+    "REPO_TYPE_DIRS",
+    "FileDigest",
+    "PushResult",
+    "RepoInfo",
+    "RepoType",
+    "file_digest",
+    "hub_root",
+    "is_repo_dir",
+    "list_repos",
+    "local_repo_dir",
+    "pull_repo",
+    "push_folder",
+    "push_repo",
+    "remote_endpoint",
+    "repo_files",
+    "repo_revision",
+    "resolve_repo",
+    "revision_of_digests",
+    "validate_repo_id",
+    "validate_repo_type",
+]

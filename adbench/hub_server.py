@@ -44,50 +44,46 @@ thread, so a stalled client does not hold up the others.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import functools
-import hashlib
 import json
-import os
-import shutil
 import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from adbench.errors import AdbenchError
 from adbench.fileio import (
     HASH_CHUNK_BYTES,
-    atomic_write_bytes,
-    is_temp_name,
     remove_path,
-    replace_directory,
-    temp_dir_beside,
 )
 from adbench.hub import (
     REPO_TYPE_DIRS,
     FileDigest,
     RepoType,
-    file_digest,
     hub_root,
-    repo_files,
-    revision_of_digests,
-    validate_repo_id,
+)
+from adbench.hub_store import (
+    MAIN_BRANCH,
+    HubHTTPError,
+    RepoSnapshot,
+    RepoStore,
+    apply_deletion,
+    apply_file,
+    bad_request,
+    folder_oid,
+    now_iso,
+    validate_repo_path,
 )
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
-MAIN_BRANCH = "main"
 
 _PLURAL_TO_TYPE: dict[str, RepoType] = {plural: t for t, plural in REPO_TYPE_DIRS.items()}
 _MAX_JSON_BODY = 64 * 1024 * 1024
@@ -99,73 +95,6 @@ DEFAULT_MAX_BODY_BYTES = 16 * 2**30
 MIN_UPLOAD_BYTES_PER_S = 64 * 1024
 """A body must arrive at least this fast on average (plus one read timeout of slack):
 a client trickling a byte per timeout cannot hold a connection and a staging folder."""
-# Path components huggingface_hub itself refuses to commit (``FORBIDDEN_FOLDERS``); refusing
-# them here too keeps the served file set equal to ``adbench.hub.repo_files``.
-_FORBIDDEN_COMPONENTS = frozenset({".git", ".cache"})
-
-
-class HubHTTPError(Exception):
-    """An error answer: HTTP status, Hub error code (``X-Error-Code``) and message."""
-
-    def __init__(self, status: HTTPStatus, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.code = code
-        self.extra_headers: dict[str, str] = {}
-        self.extra_body: dict[str, Any] = {}
-
-
-def _bad_request(message: str) -> HubHTTPError:
-    return HubHTTPError(HTTPStatus.BAD_REQUEST, message)
-
-
-def _now_iso(timestamp: float | None = None) -> str:
-    moment = datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else datetime.now(tz=UTC)
-    # The one format huggingface_hub's ``parse_datetime`` accepts.
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def validate_repo_path(path: str) -> str:
-    """A file path inside a repo, checked: relative, no '..', '.', empty or hidden-temp parts."""
-    if not path or "\\" in path or "\x00" in path or path.startswith("/"):
-        raise _bad_request(f"invalid path in repo {path!r}: it must be a relative POSIX path")
-    parts = path.split("/")
-    for part in parts:
-        if part in ("", ".", ".."):
-            raise _bad_request(f"invalid path in repo {path!r}: empty, '.' or '..' component")
-        if part in _FORBIDDEN_COMPONENTS or is_temp_name(part):
-            raise _bad_request(f"invalid path in repo {path!r}: '{part}' is reserved")
-    return "/".join(parts)
-
-
-@dataclass(frozen=True)
-class RepoSnapshot:
-    """The files of a repo at one moment, with their digests and the resulting commit sha."""
-
-    files: dict[str, FileDigest]
-    sha: str
-    last_modified: float
-
-    def folders(self) -> set[str]:
-        return {
-            parent.as_posix()
-            for rel in self.files
-            for parent in PurePosixPath(rel).parents
-            if parent.as_posix() != "."
-        }
-
-
-def snapshot_repo(repo_dir: Path) -> RepoSnapshot:
-    """Digest every file of a repo directory (cached by ``adbench.hub.file_digest``)."""
-    files: dict[str, FileDigest] = {}
-    last_modified = repo_dir.stat().st_mtime
-    for rel in repo_files(repo_dir):
-        full = repo_dir / rel
-        files[rel] = file_digest(full)
-        last_modified = max(last_modified, full.stat().st_mtime)
-    sha = revision_of_digests([(rel, digest.sha256) for rel, digest in files.items()])
-    return RepoSnapshot(files=files, sha=sha, last_modified=last_modified)
 
 
 class HubHTTPServer(ThreadingHTTPServer):
@@ -190,9 +119,7 @@ class HubHTTPServer(ThreadingHTTPServer):
         self.log_requests = log_requests
         self.read_timeout = read_timeout
         self.max_body_bytes = max_body_bytes
-        # Held while a repo directory is listed or a file is opened, and while a commit swaps a
-        # repo directory: never while file contents are transferred.
-        self.repo_lock = threading.Lock()
+        self.store = RepoStore(self.root)
         super().__init__(address, HubRequestHandler)
 
     @property
@@ -200,68 +127,6 @@ class HubHTTPServer(ThreadingHTTPServer):
         host, port = self.server_address[:2]
         host_text = f"[{host}]" if ":" in str(host) else str(host)
         return f"http://{host_text}:{port}"
-
-    def repo_dir(self, repo_type: RepoType, repo_id: str) -> Path:
-        org, name = validate_repo_id(repo_id)
-        return self.root / REPO_TYPE_DIRS[repo_type] / org / name
-
-    def snapshot(self, repo_type: RepoType, repo_id: str) -> tuple[Path, RepoSnapshot]:
-        """The current state of a repo, or 404 RepoNotFound. Call with ``repo_lock`` held."""
-        repo_dir = self.repo_dir(repo_type, repo_id)
-        for _ in range(_SWAP_RETRIES):
-            if repo_dir.is_dir():
-                with contextlib.suppress(FileNotFoundError):  # files vanished mid-listing
-                    return repo_dir, snapshot_repo(repo_dir)
-            elif not _swap_may_be_running(repo_dir):
-                break
-            # A writer outside this server (``adbench datasets build`` into the served
-            # directory) is replacing the repo: it is back within moments.
-            time.sleep(_SWAP_RETRY_S)
-        raise HubHTTPError(
-            HTTPStatus.NOT_FOUND,
-            f"Repository not found: {repo_type} repo {repo_id!r} is not on this hub.",
-            "RepoNotFound",
-        )
-
-
-_SWAP_RETRIES = 20
-_SWAP_RETRY_S = 0.01
-
-
-def _swap_may_be_running(repo_dir: Path) -> bool:
-    """Whether a temporary sibling made for this repo dir (``adbench.fileio`` names them
-    ``<TEMP_PREFIX>...-<name>``) suggests that it is being replaced right now."""
-    suffix = f"-{repo_dir.name}"
-    try:
-        return any(
-            is_temp_name(p.name) and p.name.endswith(suffix) for p in repo_dir.parent.iterdir()
-        )
-    except FileNotFoundError:
-        return False
-
-
-def _check_revision(snapshot: RepoSnapshot, revision: str) -> None:
-    if revision in (MAIN_BRANCH, f"refs/heads/{MAIN_BRANCH}"):
-        return
-    if len(revision) >= 7 and snapshot.sha.startswith(revision.lower()):  # a (short) commit id
-        return
-    error = HubHTTPError(
-        HTTPStatus.NOT_FOUND,
-        f"Invalid rev id: {revision!r}. This hub keeps only the current revision "
-        f"({MAIN_BRANCH} = {snapshot.sha}).",
-        "RevisionNotFound",
-    )
-    error.extra_headers["X-Repo-Commit"] = snapshot.sha
-    raise error
-
-
-def _folder_oid(snapshot: RepoSnapshot, folder: str) -> str:
-    """A stable id for a folder: git uses tree ids, any content-derived hash will do here."""
-    prefix = f"{folder}/"
-    members = sorted(
-        (rel, d.git_oid) for rel, d in snapshot.files.items() if rel.startswith(prefix)
-    )
-    return hashlib.sha1(repr(members).encode(), usedforsecurity=False).hexdigest()
 
 
 class _BodyReader:
@@ -297,7 +162,7 @@ class _BodyReader:
         read1 = getattr(self.stream, "read1", self.stream.read)
         data = read1(min(self._unreceived, self._CHUNK))
         if not data:
-            raise _bad_request("request body ended before its Content-Length")
+            raise bad_request("request body ended before its Content-Length")
         self._unreceived -= len(data)
         self._buffer += data
         if self._unreceived == 0:
@@ -385,7 +250,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         except HubHTTPError as error:
             self._fail(error, head)
         except AdbenchError as error:  # an invalid repo id
-            self._fail(_bad_request(str(error)), head)
+            self._fail(bad_request(str(error)), head)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True  # the client went away mid-answer
         except TimeoutError as error:
@@ -464,7 +329,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         try:
             return json.loads(raw or b"null")
         except json.JSONDecodeError as error:
-            raise _bad_request(f"invalid JSON body: {error}") from error
+            raise bad_request(f"invalid JSON body: {error}") from error
 
     def _require_writable(self) -> None:
         if self.server.read_only:
@@ -491,12 +356,18 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return self._send_json({"errors": [], "warnings": []})
         if segs == ["repos", "create"] and method == "POST":
             return self._create_repo()
+        if len(segs) == 1 and segs[0] in _PLURAL_TO_TYPE and method == "GET":
+            return self._list_repos(_PLURAL_TO_TYPE[segs[0]], query)
         if len(segs) >= 3 and segs[0] in _PLURAL_TO_TYPE:
             repo_type = _PLURAL_TO_TYPE[segs[0]]
             repo_id = f"{segs[1]}/{segs[2]}"
             action = segs[3] if len(segs) > 3 else None
             rest = segs[4:]
             match (method, action):
+                case ("GET", "commits") if len(rest) == 1:
+                    return self._commits(repo_type, repo_id, rest[0])
+                case ("GET", "refs") if not rest:
+                    return self._refs(repo_type, repo_id)
                 case ("GET", None):
                     return self._repo_info(repo_type, repo_id, MAIN_BRANCH)
                 case ("GET", "revision") if len(rest) == 1:
@@ -530,40 +401,50 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     # ----------------------------------------------------------------- read endpoints
 
     def _repo_info(self, repo_type: RepoType, repo_id: str, revision: str) -> None:
-        with self.server.repo_lock:
-            _, snap = self.server.snapshot(repo_type, repo_id)
-        _check_revision(snap, revision)
-        org, name = repo_id.split("/")
-        siblings = [
-            {"rfilename": rel, "size": d.size, "blobId": d.git_oid}
-            for rel, d in sorted(snap.files.items())
-        ]
+        store = self.server.store
+        with store.lock:
+            snap = store.snapshot(repo_type, repo_id, revision)
+        self._send_json(_repo_json(repo_type, repo_id, snap))
+
+    def _list_repos(self, repo_type: RepoType, query: dict[str, list[str]]) -> None:
+        """``HfApi.list_models`` / ``list_datasets``: every repo, one page."""
+        search = query.get("search", [None])[0]
+        author = query.get("author", [None])[0]
+        limit = query.get("limit", [None])[0]
+        found = self.server.store.repos(repo_type, search=search, author=author)
+        if limit is not None and limit.isdigit():
+            found = found[: int(limit)]
+        self._send_json([_repo_json(repo_type, repo_id, snap) for repo_id, snap in found])
+
+    def _commits(self, repo_type: RepoType, repo_id: str, revision: str) -> None:
+        """``HfApi.list_repo_commits``: the revisions up to ``revision``, newest first."""
         self._send_json(
-            {
-                "_id": snap.sha[:24],
-                "id": repo_id,
-                "author": org,
-                "sha": snap.sha,
-                "lastModified": _now_iso(snap.last_modified),
-                "private": False,
-                "gated": False,
-                "disabled": False,
-                "downloads": 0,
-                "likes": 0,
-                "tags": [],
-                "siblings": siblings,
-                "usedStorage": sum(d.size for d in snap.files.values()),
-                **({"modelId": repo_id} if repo_type == "model" else {}),
-                **({"name": name} if repo_type == "dataset" else {}),
-            }
+            [
+                {
+                    "id": r.sha,
+                    "authors": [{"user": "adbench"}],
+                    "date": now_iso(r.created_at),
+                    "title": r.message.split("\n")[0],
+                    "message": r.message,
+                }
+                for r in self.server.store.commits(repo_type, repo_id, revision)
+            ]
         )
+
+    def _refs(self, repo_type: RepoType, repo_id: str) -> None:
+        """``HfApi.list_repo_refs``: the one branch, ``main``."""
+        store = self.server.store
+        with store.lock:
+            _, head = store.head(repo_type, repo_id)
+        main = {"name": MAIN_BRANCH, "ref": f"refs/heads/{MAIN_BRANCH}", "targetCommit": head.sha}
+        self._send_json({"branches": [main], "converts": [], "tags": [], "pullRequests": []})
 
     def _tree(
         self, repo_type: RepoType, repo_id: str, revision: str, path: str, recursive: bool
     ) -> None:
-        with self.server.repo_lock:
-            _, snap = self.server.snapshot(repo_type, repo_id)
-        _check_revision(snap, revision)
+        store = self.server.store
+        with store.lock:
+            snap = store.snapshot(repo_type, repo_id, revision)
         base = validate_repo_path(path) if path else ""
         folders = snap.folders()
         if base and base not in folders:
@@ -580,7 +461,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
             return recursive or "/" not in rel[len(prefix) :]
 
         entries: list[dict[str, Any]] = [
-            {"type": "directory", "oid": _folder_oid(snap, folder), "size": 0, "path": folder}
+            {"type": "directory", "oid": folder_oid(snap, folder), "size": 0, "path": folder}
             for folder in sorted(folders)
             if wanted(folder)
         ]
@@ -594,9 +475,9 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     def _resolve(
         self, method: str, repo_type: RepoType, repo_id: str, revision: str, path: str
     ) -> None:
-        with self.server.repo_lock:
-            repo_dir, snap = self.server.snapshot(repo_type, repo_id)
-            _check_revision(snap, revision)
+        store = self.server.store
+        with store.lock:
+            snap = store.snapshot(repo_type, repo_id, revision)
             rel = validate_repo_path(path)
             digest = snap.files.get(rel)
             if digest is None:
@@ -609,7 +490,7 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 raise error
             # Opened under the lock: the open handle keeps this version's bytes readable even
             # if a commit swaps the directory while they are sent.
-            handle = open(repo_dir / rel, "rb")  # noqa: SIM115 (closed below)
+            handle = open(snap.paths[rel], "rb")  # noqa: SIM115 (closed below)
         with handle:
             self._send_file(method, handle, digest, snap.sha)
 
@@ -660,28 +541,25 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         self._require_writable()
         body = self._read_json()
         if not isinstance(body, dict) or not isinstance(body.get("name"), str):
-            raise _bad_request("expected a JSON object with 'name' (and 'organization', 'type')")
+            raise bad_request("expected a JSON object with 'name' (and 'organization', 'type')")
         repo_type_name = body.get("type") or "model"
         if repo_type_name not in REPO_TYPE_DIRS:
-            raise _bad_request(f"this hub stores models and datasets only, not {repo_type_name!r}")
+            raise bad_request(f"this hub stores models and datasets only, not {repo_type_name!r}")
         repo_type: RepoType = repo_type_name
         organization = body.get("organization")
         if not organization:
-            raise _bad_request(
+            raise bad_request(
                 "a repo id must be 'org/name': this hub has no user accounts to default to"
             )
         repo_id = f"{organization}/{body['name']}"
         url = f"{self._base_url()}/{_url_prefix(repo_type)}{repo_id}"
-        with self.server.repo_lock:
-            repo_dir = self.server.repo_dir(repo_type, repo_id)
-            if repo_dir.exists():
-                error = HubHTTPError(
-                    HTTPStatus.CONFLICT, f"You already created this {repo_type} repo: {repo_id}"
-                )
-                # create_repo(exist_ok=True) reads the existing repo's URL from the 409 body.
-                error.extra_body["url"] = url
-                raise error
-            repo_dir.mkdir(parents=True)
+        if not self.server.store.create(repo_type, repo_id):
+            error = HubHTTPError(
+                HTTPStatus.CONFLICT, f"You already created this {repo_type} repo: {repo_id}"
+            )
+            # create_repo(exist_ok=True) reads the existing repo's URL from the 409 body.
+            error.extra_body["url"] = url
+            raise error
         self._send_json({"url": url, "name": repo_id, "id": repo_id})
 
     def _preupload(self, repo_type: RepoType, repo_id: str, revision: str) -> None:
@@ -689,14 +567,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
         body = self._read_json()
         files = body.get("files") if isinstance(body, dict) else None
         if not isinstance(files, list):
-            raise _bad_request("expected a JSON object with a 'files' list")
-        with self.server.repo_lock:
-            _, snap = self.server.snapshot(repo_type, repo_id)
-        _check_revision(snap, revision)
+            raise bad_request("expected a JSON object with a 'files' list")
+        store = self.server.store
+        with store.lock:
+            snap = store.snapshot(repo_type, repo_id, revision)
         answers = []
         for item in files:
             if not isinstance(item, dict) or not isinstance(item.get("path"), str):
-                raise _bad_request("each entry of 'files' needs a 'path'")
+                raise bad_request("each entry of 'files' needs a 'path'")
             rel = validate_repo_path(item["path"])
             existing = snap.files.get(rel)
             answers.append(
@@ -717,36 +595,17 @@ class HubRequestHandler(BaseHTTPRequestHandler):
     ) -> None:
         self._require_writable()
         if query.get("create_pr", ["0"])[0] not in ("0", "false", ""):
-            raise _bad_request("this hub has no pull requests: commit to 'main' directly")
+            raise bad_request("this hub has no pull requests: commit to 'main' directly")
         header = self._read_commit_header()
-        with self.server.repo_lock:
-            repo_dir, base = self.server.snapshot(repo_type, repo_id)
-            _check_revision(base, revision)
-            parent = header.get("parentCommit")
-            if parent and not base.sha.startswith(str(parent).lower()):
-                raise HubHTTPError(
-                    HTTPStatus.PRECONDITION_FAILED,
-                    f"parent commit {parent} is not the head of {MAIN_BRANCH} ({base.sha})",
-                )
-            staging = temp_dir_beside(repo_dir)
-            try:
-                _link_files(repo_dir, staging, base.files)
-            except BaseException:
-                remove_path(staging)
-                raise
+        store = self.server.store
+        staging, base = store.stage_commit(repo_type, repo_id, revision, header.get("parentCommit"))
         try:
             # The slow part (decoding and writing new files) runs without the lock.
             self._apply_operations(staging)
-            new = snapshot_repo(staging)
-            with self.server.repo_lock:
-                _, current = self.server.snapshot(repo_type, repo_id)
-                if current.sha != base.sha:
-                    raise HubHTTPError(
-                        HTTPStatus.CONFLICT,
-                        f"{repo_type} repo {repo_id!r} changed during this commit "
-                        f"({base.sha} -> {current.sha}); push again",
-                    )
-                replace_directory(staging, repo_dir)
+            message = str(header.get("summary") or "commit")
+            if header.get("description"):
+                message += "\n\n" + str(header["description"])
+            new = store.finish_commit(repo_type, repo_id, staging, base, message)
         except BaseException:
             remove_path(staging)
             raise
@@ -757,14 +616,14 @@ class HubRequestHandler(BaseHTTPRequestHandler):
 
     def _read_commit_header(self) -> dict[str, Any]:
         if self._body.remaining <= 0:
-            raise _bad_request("empty commit body: expected NDJSON starting with a header line")
+            raise bad_request("empty commit body: expected NDJSON starting with a header line")
         first = _parse_ndjson_line(self._body.readline())
         if (
             first is None
             or first.get("key") != "header"
             or not isinstance(first.get("value"), dict)
         ):
-            raise _bad_request("a commit body must start with a {'key': 'header', ...} line")
+            raise bad_request("a commit body must start with a {'key': 'header', ...} line")
         return first["value"]
 
     def _apply_operations(self, staging: Path) -> None:
@@ -775,36 +634,44 @@ class HubRequestHandler(BaseHTTPRequestHandler):
                 continue
             key, value = item.get("key"), item.get("value")
             if not isinstance(value, dict) or not isinstance(value.get("path"), str):
-                raise _bad_request(f"commit line {key!r} has no 'path'")
+                raise bad_request(f"commit line {key!r} has no 'path'")
             if key == "file":
-                _write_inline_file(staging, value)
-            elif key == "deletedFile":
-                target = staging / validate_repo_path(value["path"])
-                if not target.is_file():
-                    raise HubHTTPError(
-                        HTTPStatus.NOT_FOUND,
-                        f"A file with this name doesn't exist: {value['path']}",
-                        "EntryNotFound",
-                    )
-                target.unlink()
-                _prune_empty_parents(target.parent, staging)
-            elif key == "deletedFolder":
-                target = staging / validate_repo_path(value["path"].rstrip("/"))
-                if not target.is_dir():
-                    raise HubHTTPError(
-                        HTTPStatus.NOT_FOUND,
-                        f"A folder with this name doesn't exist: {value['path']}",
-                        "EntryNotFound",
-                    )
-                shutil.rmtree(target)
-                _prune_empty_parents(target.parent, staging)
+                apply_file(staging, value)
+            elif key in ("deletedFile", "deletedFolder"):
+                apply_deletion(staging, value["path"], folder=key == "deletedFolder")
             elif key == "lfsFile":
-                raise _bad_request(
+                raise bad_request(
                     "this hub takes file contents inline only (upload mode 'regular'); LFS and "
                     "Xet uploads are not supported"
                 )
             else:
-                raise _bad_request(f"unsupported commit operation {key!r}")
+                raise bad_request(f"unsupported commit operation {key!r}")
+
+
+def _repo_json(repo_type: RepoType, repo_id: str, snap: RepoSnapshot) -> dict[str, Any]:
+    """A repo as the Hub's API describes it (``ModelInfo`` / ``DatasetInfo`` fields)."""
+    org, name = repo_id.split("/")
+    siblings = [
+        {"rfilename": rel, "size": d.size, "blobId": d.git_oid}
+        for rel, d in sorted(snap.files.items())
+    ]
+    return {
+        "_id": snap.sha[:24],
+        "id": repo_id,
+        "author": org,
+        "sha": snap.sha,
+        "lastModified": now_iso(snap.last_modified),
+        "private": False,
+        "gated": False,
+        "disabled": False,
+        "downloads": 0,
+        "likes": 0,
+        "tags": [],
+        "siblings": siblings,
+        "usedStorage": sum(d.size for d in snap.files.values()),
+        **({"modelId": repo_id} if repo_type == "model" else {}),
+        **({"name": name} if repo_type == "dataset" else {}),
+    }
 
 
 def _url_prefix(repo_type: RepoType) -> str:
@@ -818,9 +685,9 @@ def _parse_ndjson_line(line: bytes) -> dict[str, Any] | None:
     try:
         item = json.loads(line)
     except json.JSONDecodeError as error:
-        raise _bad_request(f"invalid NDJSON line in commit: {error}") from error
+        raise bad_request(f"invalid NDJSON line in commit: {error}") from error
     if not isinstance(item, dict):
-        raise _bad_request("each NDJSON line of a commit must be a JSON object")
+        raise bad_request("each NDJSON line of a commit must be a JSON object")
     return item
 
 
@@ -843,47 +710,6 @@ def _parse_range(header: str, size: int) -> tuple[int, int] | None:
     if first >= size or last < first:
         return None
     return first, min(last, size - 1)
-
-
-def _link_files(source: Path, target: Path, files: dict[str, FileDigest]) -> None:
-    """Populate ``target`` with ``files`` of ``source``: hard links where possible, else copies.
-
-    Links are safe because files are never modified in place: a commit replaces a file with a
-    new one (``atomic_write_bytes``) or unlinks it, which leaves the old repo's copy intact.
-    """
-    for rel in files:
-        src, dst = source / rel, target / rel
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-
-def _write_inline_file(staging: Path, value: dict[str, Any]) -> None:
-    rel = validate_repo_path(value["path"])
-    if value.get("encoding", "base64") != "base64":
-        raise _bad_request(f"unsupported encoding {value.get('encoding')!r} for {rel!r}")
-    try:
-        data = base64.b64decode(value.get("content", ""), validate=True)
-    except (binascii.Error, ValueError) as error:
-        raise _bad_request(f"invalid base64 content for {rel!r}") from error
-    target = staging / rel
-    for parent in reversed(PurePosixPath(rel).parents):
-        if parent.as_posix() != "." and (staging / parent).is_file():
-            raise _bad_request(f"cannot add {rel!r}: {parent.as_posix()!r} is a file")
-    if target.is_dir():
-        raise _bad_request(f"cannot add {rel!r}: it is a folder")
-    # A new file, never a write through the existing name: that name may be a hard link
-    # shared with the live repo.
-    atomic_write_bytes(target, data)
-
-
-def _prune_empty_parents(directory: Path, stop: Path) -> None:
-    # git has no empty folders: a folder whose last file is deleted disappears.
-    while directory != stop and directory.is_dir() and not any(directory.iterdir()):
-        directory.rmdir()
-        directory = directory.parent
 
 
 _WHOAMI = {

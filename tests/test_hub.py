@@ -601,3 +601,130 @@ def test_create_commit_path_with_readme_validation(remote: HubHTTPServer, tmp_pa
     assert info.oid != api.model_info(MODEL_ID).sha
     pulled = hub.pull_repo(MODEL_ID, "model", hub=tmp_path / "hub", endpoint=remote.url)
     assert _tree_bytes(pulled) == {"README.md": README.encode(), "config.json": b"{}"}
+
+
+# --------------------------------------------------------------------------- revisions
+
+
+def _publish_tiny_model(tmp_path: Path, hub_dir: Path, seed: int) -> tuple[str, str]:
+    """Publish an untrained bandit AD model (seed ``seed``) as MODEL_ID; its revision and
+    the sha256 of its weights."""
+    from conftest import tiny_bandit_model
+
+    from adbench.models.publishing import publish_model
+
+    saved = tmp_path / f"model-{seed}"
+    tiny_bandit_model(seed).save_pretrained(saved)
+    target = publish_model(saved, MODEL_ID, hub=hub_dir)
+    return hub.repo_revision(target), fileio.sha256_file(saved / "model.safetensors")
+
+
+def test_an_older_model_revision_is_evaluated_by_sha_after_the_repo_was_updated(
+    tmp_path: Path,
+) -> None:
+    from conftest import run_cli_here
+
+    hub_dir = tmp_path / "hub"
+    first, first_weights = _publish_tiny_model(tmp_path, hub_dir, seed=0)
+    second, second_weights = _publish_tiny_model(tmp_path, hub_dir, seed=1)
+    assert first != second and first_weights != second_weights
+    main = hub.local_repo_dir(MODEL_ID, "model", hub_dir)
+    assert hub.repo_revision(main) == second  # main moved on
+    older = hub.resolve_repo(MODEL_ID, "model", hub=hub_dir, revision=first[:12])
+    assert hub.repo_revision(older) == first and older != main
+    assert fileio.sha256_file(older / "model.safetensors") == first_weights
+    # Unchanged files are stored once: the two revisions share their config-free files.
+    from adbench.hub_revisions import OBJECTS_DIR, revisions
+
+    recorded = revisions(MODEL_ID, "model", hub_dir)
+    assert [r.sha for r in recorded] == [second, first] and recorded[0].parent == first
+    contents = {d.sha256 for r in recorded for d in r.files.values()}
+    assert len(list((hub_dir / OBJECTS_DIR).rglob("*"))) - len(
+        list((hub_dir / OBJECTS_DIR).glob("*"))
+    ) == len(contents)
+    out = tmp_path / "results"
+    run = run_cli_here(
+        "evaluate", "--model", MODEL_ID, "--revision", first[:12], "--hub", str(hub_dir),
+        "--benchmark", "bandit", "--episodes", "1", "--seeds", "1", "--output", str(out),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (summary_path,) = (out / "bandit").glob("*.json")
+    summary = json.loads(summary_path.read_text())
+    assert summary["model"]["revision"] == first
+    assert summary["model"]["weights_sha256"] == first_weights
+    unknown = run_cli_here(
+        "evaluate", "--model", MODEL_ID, "--revision", "0123456789ab", "--hub", str(hub_dir),
+        "--benchmark", "bandit", "--episodes", "1", "--seeds", "1", "--output", str(out),
+    )  # fmt: skip
+    assert unknown.returncode == 2 and "0123456789ab" in unknown.stderr
+
+
+def test_the_stock_clients_list_and_read_older_revisions_from_the_server(
+    remote: HubHTTPServer, tmp_path: Path
+) -> None:
+    """huggingface_hub's HfApi, datasets.load_dataset and transformers' from_pretrained,
+    unmodified, against `adbench hub serve` after a repo was updated."""
+    import subprocess
+    import sys
+
+    from huggingface_hub import HfApi, hf_hub_download
+
+    local = tmp_path / "local"
+    first, _ = _publish_tiny_model(tmp_path, local, seed=0)
+    hub.push_repo(MODEL_ID, "model", hub=local, endpoint=remote.url)
+    second, _ = _publish_tiny_model(tmp_path, local, seed=1)
+    hub.push_repo(MODEL_ID, "model", hub=local, endpoint=remote.url)
+    _make_dataset_repo(local)
+    hub.push_repo(DATASET_ID, "dataset", hub=local, endpoint=remote.url)
+
+    api = HfApi(endpoint=remote.url, token=False)
+    commits = api.list_repo_commits(MODEL_ID)
+    assert [c.commit_id for c in commits] == [second, first]
+    assert commits[0].title.startswith("adbench push model")
+    refs = api.list_repo_refs(MODEL_ID)
+    assert [(b.name, b.target_commit) for b in refs.branches] == [("main", second)]
+    assert [(m.id, m.sha) for m in api.list_models()] == [(MODEL_ID, second)]
+    assert [d.id for d in api.list_datasets(search="dark")] == [DATASET_ID]
+    assert list(api.list_datasets(author="nobody")) == []
+    assert api.model_info(MODEL_ID, revision=first[:10]).sha == first
+    config = hf_hub_download(
+        MODEL_ID, "config.json", revision=first, endpoint=remote.url, cache_dir=tmp_path / "c"
+    )
+    assert json.loads(Path(config).read_text()) == json.loads(
+        (tmp_path / "model-0" / "config.json").read_text()
+    )
+
+    # pull --revision of an older sha: it joins the local hub's revisions, main stays.
+    mirror = tmp_path / "mirror"
+    hub.pull_repo(MODEL_ID, "model", hub=mirror, endpoint=remote.url)
+    older = hub.pull_repo(MODEL_ID, "model", hub=mirror, endpoint=remote.url, revision=first)
+    assert hub.repo_revision(older) == first
+    assert hub.repo_revision(hub.local_repo_dir(MODEL_ID, "model", mirror)) == second
+
+    # datasets and transformers in a fresh process whose HF_ENDPOINT is the server.
+    hub.push_repo(DATASET_ID, "dataset", hub=local, endpoint=remote.url)
+    dataset_first = api.dataset_info(DATASET_ID).sha
+    repo = hub.local_repo_dir(DATASET_ID, "dataset", local)
+    pq.write_table(
+        pa.table({k: v[:2] for k, v in _rows().items()}),
+        repo / "data" / "train-00000-of-00001.parquet",
+    )
+    hub.push_repo(DATASET_ID, "dataset", hub=local, endpoint=remote.url)
+    assert api.dataset_info(DATASET_ID).sha != dataset_first
+    script = (
+        "import sys, datasets, transformers\n"
+        "import adbench.models\n"
+        f"old = datasets.load_dataset({DATASET_ID!r}, revision={dataset_first!r}, split='train')\n"
+        f"new = datasets.load_dataset({DATASET_ID!r}, split='train')\n"
+        f"config = transformers.AutoConfig.from_pretrained({MODEL_ID!r}, revision={first!r})\n"
+        "print(len(old), len(new), config.model_type)\n"
+    )
+    env = {**os.environ, "HF_ENDPOINT": remote.url, "HF_HOME": str(tmp_path / "fresh-hf"),
+           "NO_PROXY": "127.0.0.1", "HF_HUB_DISABLE_TELEMETRY": "1"}  # fmt: skip
+    env.pop("HF_HUB_OFFLINE", None)
+    env.pop("HF_DATASETS_OFFLINE", None)
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["5", "2", "adbench_ad"]

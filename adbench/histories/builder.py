@@ -41,6 +41,7 @@ from adbench.fileio import (
 from adbench.histories.schema import step_features, steps_table, task_features
 from adbench.histories.specs import DEFAULT_ORG, BuildConfig, resolve_config
 from adbench.hub import local_repo_dir
+from adbench.hub_revisions import record_published
 from adbench.provenance import provenance
 from adbench.sources import get_source
 
@@ -429,6 +430,8 @@ def _assemble(
     atomic_write_text(staging / "README.md", render_card(metadata))
     shutil.rmtree(state_dir)
     if final.exists():
+        record_published(final)  # the revision a rebuild replaces stays resolvable by its sha
         shutil.rmtree(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, final)
+    record_published(final, f"adbench datasets build: {metadata['build_command']}")

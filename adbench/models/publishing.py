@@ -8,6 +8,7 @@ from pathlib import Path
 from adbench.errors import AdbenchError
 from adbench.fileio import check_writable_dir, remove_path, replace_directory, temp_dir_beside
 from adbench.hub import local_repo_dir, push_folder, validate_repo_id
+from adbench.hub_revisions import record_published
 from adbench.models.loading import PUBLISHED_FILES_EXCLUDE, check_model_dir
 
 
@@ -47,8 +48,10 @@ def publish_model(
                 shutil.copy2(item, staging / item.name)
         if endpoint is not None:
             push_folder(staging, repo_id, "model", endpoint=endpoint, token=token, private=private)
+        record_published(target)  # the revision it replaces stays resolvable by its sha
         replace_directory(staging, target)
     except BaseException:
         remove_path(staging)
         raise
+    record_published(target, f"adbench push {source}")
     return target
