@@ -38,7 +38,7 @@ from adbench.fileio import (
     exclusive_lock,
     sha256_file,
 )
-from adbench.histories.schema import step_features, steps_table, task_features
+from adbench.histories.schema import hf_split_name, step_features, steps_table, task_features
 from adbench.histories.specs import DEFAULT_ORG, BuildConfig, resolve_config
 from adbench.hub import local_repo_dir
 from adbench.hub_revisions import record_published
@@ -51,11 +51,6 @@ CURVE_FILE = "learning_curve.png"
 _BUILD_DIR = ".build"  # inside the staging dir; never part of the published repo
 
 ProgressCallback = Callable[[int], None]  # called with the number of episodes just played
-
-
-def hf_split_name(split: str) -> str:
-    """Hugging Face split names allow ``\\w+``: ``test-even`` becomes ``test_even``."""
-    return split.replace("-", "_")
 
 
 def select_tasks(family: EnvFamily, count: int) -> tuple[NDArray[np.int64], NDArray[Any]]:

@@ -49,7 +49,7 @@ def _environment() -> jinja2.Environment:
 
 def render_card(metadata: dict[str, Any]) -> str:
     """The dataset's README.md from ``dataset_cards/<dataset>.md.j2``."""
-    from adbench.histories.builder import hf_split_name
+    from adbench.histories.schema import hf_split_name
 
     env = _environment()
     name = metadata["dataset"]

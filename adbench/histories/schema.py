@@ -123,3 +123,8 @@ def steps_table(
         pa.array(truncated, pa.bool_()),
     ]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def hf_split_name(split: str) -> str:
+    """Hugging Face split names allow ``\\w+``: ``test-even`` becomes ``test_even``."""
+    return split.replace("-", "_")

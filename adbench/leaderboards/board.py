@@ -17,7 +17,6 @@ a benchmark's protocol changes) are shown apart, never ranked with the current o
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from adbench.errors import AdbenchError
 from adbench.evaluation.benchmarks import BENCHMARKS, Benchmark, get_benchmark
 from adbench.evaluation.results import dumps_summary, read_results, runs_path
 from adbench.fileio import atomic_write_bytes, atomic_write_text, exclusive_lock
+from adbench.leaderboards.entries import entry_id, protocol_problem, verify_summary
 
 KINDS = ("model", "reference")
 """Entry kinds: a scored model, or a reference policy (``random``, ``optimal``, ``source``)."""
@@ -54,13 +54,6 @@ def board_dir(directory: Path, benchmark: str) -> Path:
     folder name)."""
     _check_benchmark_name(benchmark)
     return Path(directory) / benchmark
-
-
-def entry_id(summary: dict[str, Any]) -> str:
-    """16 hex characters: sha256 of the model id, its revision and the curves' sha256."""
-    model = summary["model"]
-    text = "\0".join([model["id"], model.get("revision") or "", summary["runs_file"]["sha256"]])
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def entry_name(summary: dict[str, Any]) -> str:
@@ -163,36 +156,6 @@ def board_names(directory: Path) -> list[str]:
 # Submitting.
 
 
-def protocol_problem(summary: dict[str, Any]) -> str | None:
-    """Why a results summary cannot be ranked on its benchmark's board, or None."""
-    bench = get_benchmark(summary["benchmark"]["name"])
-    version = summary["benchmark"]["version"]
-    if version != bench.version:
-        return (
-            f"it was made under {bench.name} v{version}, and the board ranks v{bench.version}: "
-            "evaluate again with this adbench"
-        )
-    protocol = summary["protocol"]
-    deviations = bench.deviations(
-        episodes=protocol["episodes"],
-        seeds=protocol["seeds"],
-        seed=protocol["seed"],
-        decoding=protocol["decoding"],
-        prompt_episodes=(protocol.get("prompt") or {}).get("episodes", 0),
-    )
-    if deviations:
-        return (
-            f"its protocol is not {bench.label()}'s: {'; '.join(deviations)}; a non-standard "
-            "run is saved, never ranked"
-        )
-    if protocol["runs_fingerprint"] != bench.runs_fingerprint:
-        return (
-            f"its evaluated tasks and seeds (fingerprint {protocol['runs_fingerprint']}) are "
-            f"not {bench.label()}'s ({bench.runs_fingerprint})"
-        )
-    return None
-
-
 def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[str, Any]:
     """Add the results at ``results_file`` (a summary with its curves beside it) to its
     benchmark's board in ``directory``; returns the entry's board row.
@@ -203,7 +166,6 @@ def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[
     changes nothing (the row returned has ``new`` False). A reference entry replaces the
     older entries of the same reference.
     """
-    from adbench.leaderboards.verify import verify_summary
 
     results_file = Path(results_file)
     summary = read_results(results_file)
