@@ -105,6 +105,19 @@ def test_card_counts_and_checksums_match_the_files(bandit_repo: tuple[Path, Path
     assert (repo / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_card_is_a_huggingface_hub_dataset_card(bandit_repo: tuple[Path, Path]) -> None:
+    from huggingface_hub import DatasetCard
+
+    _, repo = bandit_repo
+    card = DatasetCard.load(repo / "README.md")
+    assert card.data.license == "cc-by-4.0"
+    assert card.data.size_categories == ["1K<n<10K"]
+    assert [c["config_name"] for c in card.data.configs] == ["default", "expert", "tasks"]
+    splits = [f["split"] for f in card.data.configs[2]["data_files"]]
+    assert splits == ["train_odd", "test_odd", "test_even", "test_uniform"]
+    assert "adbench" in card.data.tags and card.text.startswith("\n# adbench `ad-bench/bandit`")
+
+
 def test_interrupted_build_resumes_to_identical_files(tmp_path: Path) -> None:
     options = dict(
         tasks=6, learners=2, episodes=6, every=1, expert_episodes=1, histories_per_shard=4, seed=1

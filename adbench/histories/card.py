@@ -1,5 +1,7 @@
-"""Dataset cards: the README.md of a dataset repo, rendered from dataset_cards/ templates,
-with Hub YAML metadata and everything a user needs to trust and rebuild the data."""
+"""Dataset cards: the README.md of a dataset repo, a ``huggingface_hub.DatasetCard``: its
+Hub metadata (license, tags, size category, the configs and their data files) is a
+``DatasetCardData``, its text is rendered from the dataset_cards/ templates with everything a
+user needs to trust and rebuild the data."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from typing import Any
 
 import jinja2
 import numpy as np
+from huggingface_hub import DatasetCard, DatasetCardData
 from numpy.typing import NDArray
 
 from adbench.errors import AdbenchError
@@ -60,12 +63,51 @@ def render_card(metadata: dict[str, Any]) -> str:
             f"no dataset card template {_template_dir() / (name + '.md.j2')}"
         ) from exc
     counts = metadata["counts"]
-    return template.render(
+    task_splits = [(hf_split_name(s), s) for s in counts["tasks_per_split"]]
+    body = template.render(
         m=metadata,
-        size_category=size_category(counts["transitions"]),
-        task_splits=[(hf_split_name(s), s) for s in counts["tasks_per_split"]],
+        task_splits=task_splits,
         curve=metadata["source_learning_curve"],
     )
+    configs: list[dict[str, Any]] = [
+        {
+            "config_name": "default",
+            "default": True,
+            "data_files": [{"split": "train", "path": "data/train-*.parquet"}],
+        }
+    ]
+    if counts["expert_transitions"]:
+        configs.append(
+            {
+                "config_name": "expert",
+                "data_files": [{"split": "train", "path": "expert/train-*.parquet"}],
+            }
+        )
+    configs.append(
+        {
+            "config_name": "tasks",
+            "data_files": [
+                {"split": hf_split, "path": f"tasks/{hf_split}.parquet"}
+                for hf_split, _ in task_splits
+            ],
+        }
+    )
+    source = metadata["source"]["name"]
+    card_data = DatasetCardData(
+        license="cc-by-4.0",
+        pretty_name=f"adbench {metadata['dataset']}: {source} learning histories",
+        task_categories=["reinforcement-learning"],
+        tags=[
+            "in-context-reinforcement-learning",
+            "algorithm-distillation",
+            "adbench",
+            metadata["env"]["name"],
+        ],
+        size_categories=[size_category(counts["transitions"])],
+        configs=configs,
+    )
+    card = DatasetCard(f"---\n{card_data.to_yaml()}\n---\n\n{body}")
+    return str(card)
 
 
 def write_learning_curve(

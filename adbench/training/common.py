@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from huggingface_hub import ModelCard, ModelCardData
+
 from adbench.distributed import force_cpu_backend
 from adbench.errors import AdbenchError
 from adbench.fileio import atomic_write_json, atomic_write_text
@@ -134,22 +136,17 @@ def write_model_card(
     method = {"ad": "Algorithm Distillation (AD)", "ed": "Expert Distillation (ED)", "rl2": "RL^2"}[
         getattr(config, "method", "rl2")
     ]
+    method_key = getattr(config, "method", "rl2")
     has_plot = _loss_plot(log, Path(output_dir) / "training_curve.png")
     dataset_id = getattr(config, "dataset_id", None)
-    front = [
-        "---",
-        "library_name: transformers",
-        "license: apache-2.0",
-        "pipeline_tag: reinforcement-learning",
-        "tags:",
-        "- adbench",
-        "- in-context-reinforcement-learning",
-        f"- {getattr(config, 'method', 'rl2')}",
-        f"- {config.env_name}",
-    ]
-    if dataset_id:
-        front += ["datasets:", f"- {dataset_id}"]
-    front.append("---")
+    tags = ["adbench", "in-context-reinforcement-learning", method_key, config.env_name]
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        pipeline_tag="reinforcement-learning",
+        tags=tags,
+        datasets=[dataset_id] if dataset_id else None,
+    )
     data_line = (
         f"`{dataset_id}` (config `{config.dataset_config}`, revision `{config.dataset_revision}`)"
         if dataset_id
@@ -160,7 +157,6 @@ def write_model_card(
     hyper = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in sorted(args.items()))
     compute = "\n".join(f"| {k} | {v} |" for k, v in log.get("compute", {}).items())
     prov = provenance()
-    method_key = getattr(config, "method", "rl2")
     about = {
         "ad": "It learns in context: with frozen weights and a context that starts empty, "
         "its returns rise over the episodes of a new task.",
@@ -217,4 +213,5 @@ Score it: `adbench evaluate --model <repo id>`.
 {versions}
 {"![training loss](training_curve.png)" if has_plot else ""}
 """
-    atomic_write_text(output_dir / "README.md", "\n".join(front) + "\n" + body)
+    card = ModelCard(f"---\n{card_data.to_yaml()}\n---\n{body}")
+    atomic_write_text(output_dir / "README.md", str(card))
