@@ -1,7 +1,9 @@
 """The local hub: datasets and models on disk, laid out like the Hugging Face Hub.
 
 Layout: ``<root>/datasets/<org>/<name>/...`` and ``<root>/models/<org>/<name>/...``, each repo a
-plain directory of files. Every stage reads repos through ``resolve_repo``, which looks in the
+plain directory of files (its ``main``; :mod:`adbench.hub_storage`), with every revision it
+published kept beside them (:mod:`adbench.hub_revisions`). This module is the client side:
+every stage reads repos through ``resolve_repo``, which looks in the
 local hub first and otherwise downloads from a remote hub with the ordinary ``huggingface_hub``
 client: the Hugging Face Hub itself, or a colleague's ``adbench hub serve`` (``HF_ENDPOINT``).
 There is one code path for every endpoint; only the endpoint URL differs.

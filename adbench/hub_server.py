@@ -3,7 +3,8 @@
 ``adbench hub serve`` shares a local hub on a network, and the tests push and pull through it
 with the unmodified ``huggingface_hub`` client (``HF_ENDPOINT=http://host:port``). It speaks
 exactly the part of the Hub API that client uses for ``create_repo``, ``upload_folder`` /
-``create_commit``, ``repo_info``, ``list_repo_tree``, ``hf_hub_download`` and
+``create_commit``, ``repo_info``, ``list_repo_tree``, ``list_repo_commits``,
+``list_repo_refs``, ``list_models``, ``list_datasets``, ``hf_hub_download`` and
 ``snapshot_download``, for model and dataset repos:
 
 ====================================================  =============================================
@@ -12,6 +13,9 @@ exactly the part of the Hub API that client uses for ``create_repo``, ``upload_f
 ``GET  /api/{models,datasets}/<id>/tree/<rev>[/<p>]`` file and folder listing (``recursive=``)
 ``POST /api/{models,datasets}/<id>/preupload/<rev>``  upload mode of each file: always "regular"
 ``POST /api/{models,datasets}/<id>/commit/<rev>``     NDJSON commit (base64 files, deletions)
+``GET  /api/{models,datasets}/<id>/commits/<rev>``   revisions up to ``<rev>``, newest first
+``GET  /api/{models,datasets}/<id>/refs``            the branch ``main`` and its sha
+``GET  /api/{models,datasets}``                      every repo (``search=``, ``author=``, ``limit=``)
 ``POST /api/validate-yaml``, ``GET /api/whoami-v2``   accepted (no metadata checks, no accounts)
 ``HEAD|GET /[datasets/]<id>/resolve/<rev>/<path>``    file download with Hub headers
 ====================================================  =============================================
@@ -26,14 +30,16 @@ Design choices that keep the stock client on its plain HTTP path:
   entries have no ``xetHash``, so the client downloads with a plain GET on ``/resolve``.
 * the commit ``sha`` of a repo is its content revision (``adbench.hub.repo_revision``), so a
   pulled repo has the same revision locally as on the server. Only the branch ``main`` exists;
-  ``<rev>`` may be ``main`` or the current sha (older shas are gone: 404 RevisionNotFound).
+  ``<rev>`` may be ``main``, its sha, or the sha (or a 7+ character prefix) of any revision
+  the hub recorded (:mod:`adbench.hub_revisions`); anything else is 404 RevisionNotFound.
 * errors carry ``X-Error-Code`` (``RepoNotFound``, ``RevisionNotFound``, ``EntryNotFound``)
   and a JSON ``{"error": ...}`` body, which the client turns into its typed exceptions.
 
-A commit is staged in a temporary directory beside the repo (unchanged files hard-linked,
-new ones written whole) and swapped in with ``adbench.fileio.replace_directory``: readers see
-the old or the new repo, never a mix. There is no authentication; it binds to 127.0.0.1 unless
-told otherwise.
+The repos themselves (snapshots at any revision, commits staged and swapped in, the
+revision record) are :mod:`adbench.hub_store`; this module is the HTTP side only. It stays
+over 500 lines on purpose: one request handler whose methods are the Hub's endpoints, with
+the client-protocol notes they depend on beside them, and the bounded body reader. There is
+no authentication; it binds to 127.0.0.1 unless told otherwise.
 
 What a client can hold is bounded: every read waits at most ``read_timeout`` seconds (so an
 idle or stalled connection is closed), a body must arrive at ``MIN_UPLOAD_BYTES_PER_S`` on

@@ -1,6 +1,7 @@
 """Train the RL^2 baseline (Duan et al., 2016) online with PPO, on adbench's batched envs.
 
 Read top to bottom: arguments, the model's config from the env family, then the loop.
+(Over 500 lines on purpose: as CleanRL's algorithms, the whole algorithm is one file.)
 Every update:
 
 1. **Rollout.** ``num_envs`` tasks, sampled afresh from the train split, play one *trial*
