@@ -15,7 +15,7 @@ exactly the part of the Hub API that client uses for ``create_repo``, ``upload_f
 ``POST /api/{models,datasets}/<id>/commit/<rev>``     NDJSON commit (base64 files, deletions)
 ``GET  /api/{models,datasets}/<id>/commits/<rev>``   revisions up to ``<rev>``, newest first
 ``GET  /api/{models,datasets}/<id>/refs``            the branch ``main`` and its sha
-``GET  /api/{models,datasets}``                      every repo (``search=``, ``author=``, ``limit=``)
+``GET  /api/{models,datasets}``                      every repo (``search``, ``author``, ``limit``)
 ``POST /api/validate-yaml``, ``GET /api/whoami-v2``   accepted (no metadata checks, no accounts)
 ``HEAD|GET /[datasets/]<id>/resolve/<rev>/<path>``    file download with Hub headers
 ====================================================  =============================================
