@@ -41,24 +41,10 @@ console = make_console()
 
 
 def leaderboards_dir(value: str | None, hub: str | None = None) -> Path:
-    """Where boards are read and submissions go: ``--leaderboards``, else
-    ``$ADBENCH_LEADERBOARDS``, else the committed boards of the checkout adbench runs from,
-    else the local hub's ``leaderboards/`` (an installed package's own boards are
-    read-only reference data)."""
-    from adbench.hub import hub_root
+    """``adbench.leaderboards.board.leaderboards_dir`` (imported when a command needs it)."""
+    from adbench.leaderboards.board import leaderboards_dir as find
 
-    if hub is not None:
-        hub_root(hub)  # a bad --hub is an error even where the boards are elsewhere
-    if value:
-        return Path(value)
-    if os.environ.get("ADBENCH_LEADERBOARDS"):
-        return Path(os.environ["ADBENCH_LEADERBOARDS"])
-    from adbench.resources import checkout_root
-
-    root = checkout_root()
-    if root is not None and (root / "leaderboards").is_dir():
-        return root / "leaderboards"
-    return hub_root(hub) / "leaderboards"
+    return find(value, hub)
 
 
 def human_size(num_bytes: int) -> str:

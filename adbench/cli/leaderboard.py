@@ -74,12 +74,12 @@ def submit(
     import json
     import tempfile
 
-    from adbench.cli.evaluate import check_clean_for_submission
     from adbench.errors import AdbenchError
     from adbench.evaluation.results import upgrade_v1, write_results
     from adbench.fileio import check_writable_dir
     from adbench.leaderboards.board import submit as submit_entry
     from adbench.leaderboards.render import write_readme
+    from adbench.leaderboards.submission import check_clean_for_submission
 
     directory = check_writable_dir(leaderboards_dir(leaderboards, hub), "--leaderboards")
     if not allow_dirty:

@@ -35,15 +35,18 @@ def quickstart(
     ),
 ) -> None:
     """Build a Dark Room dataset, train AD, evaluate, submit, and show the leaderboard."""
-    from adbench.cli.datasets import build as build_command
-    from adbench.cli.evaluate import run_evaluation
-    from adbench.cli.train import _train_distilled
+    from adbench.cli._common import progress_bar
+    from adbench.cli.evaluate import show_results
+    from adbench.cli.train import training_progress
     from adbench.fileio import check_writable_dir
+    from adbench.histories.builder import build_dataset
     from adbench.hub import hub_root, local_repo_dir
     from adbench.leaderboards.board import load_board
     from adbench.leaderboards.render import render_table
+    from adbench.leaderboards.submission import score_and_save
     from adbench.models.publishing import publish_model
     from adbench.resources import data_dir, recipe_path
+    from adbench.training.train_ad import recipe_args, train_ad
 
     started = time.perf_counter()
     work = check_writable_dir(output, "--output")
@@ -59,55 +62,53 @@ def quickstart(
     if local_repo_dir("ad-bench/darkroom", "dataset", hub).exists():
         console.print("ad-bench/darkroom is already in the local hub: reusing it")
     else:
-        build_command(
-            name="darkroom",
-            tasks=None,
-            learners=None,
-            episodes=None,
-            every=None,
-            expert_episodes=None,
-            source=None,
-            source_arg=None,
-            seed=None,
-            histories_per_shard=None,
-            org="ad-bench",
-            force=False,
-            hub=hub,
-        )
+        with progress_bar() as progress:
+            bar = progress.add_task("building ad-bench/darkroom", total=None)
+            path = build_dataset(
+                "darkroom",
+                hub=hub,
+                on_start=lambda total: progress.update(bar, total=total),
+                on_episode=lambda n: progress.advance(bar, n),
+            )
+        console.print(f"built ad-bench/darkroom into {path}")
 
     console.rule("[bold]2/4 train AD (recipe ad-darkroom)")
     model_dir = work / "ad-darkroom"
     if local_repo_dir(QUICKSTART_MODEL, "model", hub).exists():
         console.print(f"{QUICKSTART_MODEL} is already in the local hub: reusing it")
     else:
-        recipe = recipe_path("ad-darkroom")
-        _train_distilled(
-            "ad", "ad-bench/darkroom", str(recipe), max_steps, str(model_dir), None, hub, None
-        )
+        args = recipe_args(
+            "ad", recipe_path("ad-darkroom"), dataset="ad-bench/darkroom", max_steps=max_steps,
+            hub=hub,
+        )  # fmt: skip
+        with training_progress("training AD", args.max_steps) as on_step:
+            train_ad(args, model_dir, command="adbench quickstart", on_step=on_step)
         publish_model(model_dir, QUICKSTART_MODEL, hub=hub)
         console.print(f"published {QUICKSTART_MODEL} to the local hub")
 
     console.rule("[bold]3/4 evaluate on the darkroom benchmark, and submit")
     results_dir = work / "results"
-    for reference in ("random", "optimal"):
-        run_evaluation(
-            reference,
-            "darkroom",
-            episodes=episodes,
-            output=str(results_dir),
-            submit=episodes is None,  # only the benchmark's own protocol is ranked
-            hub=hub,
-            leaderboards=str(board_dir),
-        )
-    run_evaluation(
-        QUICKSTART_MODEL,
-        "darkroom",
-        episodes=episodes,
-        output=str(results_dir),
-        submit=episodes is None,
-        hub=hub,
-        leaderboards=str(board_dir),
-    )
+    for policy in ("random", "optimal", QUICKSTART_MODEL):
+        with progress_bar() as progress:
+            bar = progress.add_task(f"evaluating {policy}", total=None)
+            scored = score_and_save(
+                policy,
+                "darkroom",
+                episodes=episodes,
+                output=str(results_dir),
+                submit=episodes is None,  # only the benchmark's own protocol is ranked
+                hub=hub,
+                leaderboards=board_dir,
+                on_start=lambda total, bar=bar, progress=progress: progress.update(
+                    bar, total=total or None
+                ),
+                on_episode=lambda n, bar=bar, progress=progress: progress.advance(bar, n),
+            )
+        if scored.path is not None:
+            show_results(scored.results, scored.path)
+        if scored.entry is not None:
+            done = "submitted to" if scored.entry["new"] else "already on the board:"
+            console.print(f"{done} {board_dir / scored.entry['results_file']}")
 
     console.rule("[bold]4/4 leaderboard")
     render_table(load_board(board_dir, "darkroom"), console)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,22 @@ def _command() -> str:
     return "adbench " + " ".join(shlex.quote(a) for a in sys.argv[1:])
 
 
+@contextmanager
+def training_progress(description: str, total: int) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar for a distillation run; yields its ``on_step`` callback."""
+    with progress_bar("[cyan]{task.fields[status]}") as progress:
+        bar = progress.add_task(description, total=total, status="")
+
+        def on_step(record: dict[str, Any]) -> None:
+            progress.update(
+                bar,
+                completed=record["step"],
+                status=(f"loss {record['loss']:.3f}  {record['tokens_per_second']:,.0f} tok/s"),
+            )
+
+        yield on_step
+
+
 def _train_distilled(
     method: str,
     dataset: str | None,
@@ -31,29 +49,13 @@ def _train_distilled(
     overrides: list[str] | None,
 ) -> None:
     from adbench.fileio import check_writable_dir
-    from adbench.training.common import argument_layers
-    from adbench.training.train_ad import ADTrainArgs, train_ad
-    from adbench.validation import build_args
+    from adbench.training.train_ad import recipe_args, train_ad
 
-    options = {
-        "method": method,
-        "dataset": dataset,
-        "max_steps": max_steps,
-        "seed": seed,
-        "hub": hub,
-    }
-    args = build_args(ADTrainArgs, argument_layers(method, recipe, overrides, options))
+    args = recipe_args(
+        method, recipe, overrides, dataset=dataset, max_steps=max_steps, seed=seed, hub=hub
+    )
     check_writable_dir(output, "--output")
-    with progress_bar("[cyan]{task.fields[status]}") as progress:
-        bar = progress.add_task(f"training {method.upper()}", total=args.max_steps, status="")
-
-        def on_step(record: dict[str, Any]) -> None:
-            progress.update(
-                bar,
-                completed=record["step"],
-                status=(f"loss {record['loss']:.3f}  {record['tokens_per_second']:,.0f} tok/s"),
-            )
-
+    with training_progress(f"training {method.upper()}", args.max_steps) as on_step:
         train_ad(args, Path(output), command=_command(), on_step=on_step)
     if is_main_process():
         console.print(

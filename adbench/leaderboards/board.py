@@ -17,6 +17,7 @@ a benchmark's protocol changes) are shown apart, never ranked with the current o
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,27 @@ _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 # ---------------------------------------------------------------------------------------
 # Names, paths and locking.
+
+
+def leaderboards_dir(value: str | None, hub: str | None = None) -> Path:
+    """Where boards are read and submissions go: ``--leaderboards``, else
+    ``$ADBENCH_LEADERBOARDS``, else the committed boards of the checkout adbench runs from,
+    else the local hub's ``leaderboards/`` (an installed package's own boards are
+    read-only reference data)."""
+    from adbench.hub_storage import hub_root
+
+    if hub is not None:
+        hub_root(hub)  # a bad --hub is an error even where the boards are elsewhere
+    if value:
+        return Path(value)
+    if os.environ.get("ADBENCH_LEADERBOARDS"):
+        return Path(os.environ["ADBENCH_LEADERBOARDS"])
+    from adbench.resources import checkout_root
+
+    root = checkout_root()
+    if root is not None and (root / "leaderboards").is_dir():
+        return root / "leaderboards"
+    return hub_root(hub) / "leaderboards"
 
 
 def _check_benchmark_name(benchmark: str) -> None:

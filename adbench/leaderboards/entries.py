@@ -13,9 +13,6 @@ from typing import Any
 
 from adbench.errors import AdbenchError
 from adbench.evaluation.benchmarks import get_benchmark, runs_from_records
-from adbench.evaluation.evaluate import score_returns
-from adbench.evaluation.results import read_runs
-from adbench.evaluation.rollout import source_returns
 
 
 def entry_id(summary: dict[str, Any]) -> str:
@@ -92,6 +89,11 @@ def _close(a: Any, b: Any) -> bool:
 def verify_summary(summary: dict[str, Any], path: Path) -> None:
     """Raise AdbenchError naming the first way the results at ``path`` are not what their
     curves give (see the module docstring; the model check is :func:`check_model`)."""
+    # Imported here: scoring pulls in torch, which reading a board does not need.
+    from adbench.evaluation.evaluate import score_returns
+    from adbench.evaluation.results import read_runs
+    from adbench.evaluation.rollout import source_returns
+
     runs = read_runs(path, summary)
     submission = summary.get("submission")
     if submission is not None and submission.get("id") != entry_id(summary):

@@ -33,6 +33,7 @@ from adbench.models import ADConfig, ADModel
 from adbench.models.spaces import observation_spec
 from adbench.training.common import (
     CHECKPOINT_DIR,
+    argument_layers,
     make_accelerator,
     resume_point,
     save_checkpoint,
@@ -153,6 +154,20 @@ def batch_tensors(batch: Any, device: torch.device) -> dict[str, torch.Tensor]:
         "new_episode": torch.from_numpy(batch.step == 0).to(device),
         "actions": torch.from_numpy(batch.actions).to(device),
     }
+
+
+def recipe_args(
+    method: str,
+    recipe: str | Path | None = None,
+    overrides: list[str] | None = None,
+    **options: Any,
+) -> ADTrainArgs:
+    """The arguments of an AD or ED run: the recipe (a file or a baseline recipe's name),
+    then ``overrides`` (``KEY=VALUE``), then ``options`` (None: not given), validated."""
+    layers = argument_layers(
+        method, None if recipe is None else str(recipe), overrides, {"method": method, **options}
+    )
+    return build_args(ADTrainArgs, layers)
 
 
 def train_ad(
