@@ -341,3 +341,86 @@ def test_a_two_process_build_writes_the_same_bytes_as_one_process(tmp_path: Path
             assert a == b
         else:
             assert (one / name).read_bytes() == (two / name).read_bytes(), name
+
+
+# ---------------------------------------------------------------------------------------
+# Export to Minari, read back with Minari's own loader.
+
+
+def _minari_load(root: Path, dataset_id: str) -> "minari.MinariDataset":  # noqa: F821
+    import minari
+
+    os.environ["MINARI_DATASETS_PATH"] = str(root)
+    try:
+        return minari.load_dataset(dataset_id)
+    finally:
+        os.environ.pop("MINARI_DATASETS_PATH", None)
+
+
+def test_a_minari_export_holds_every_episode_with_its_task_and_references(
+    bandit_repo: tuple[Path, Path], tmp_path: Path
+) -> None:
+    from adbench.histories.export import export_minari
+
+    hub, repo = bandit_repo
+    path = export_minari("ad-bench/bandit", tmp_path, hub=hub)
+    assert path == tmp_path / "adbench" / "bandit" / "histories-v0"
+    dataset = _minari_load(tmp_path, "adbench/bandit/histories-v0")
+    arrays = HistoryArrays.from_repo(repo)
+    meta = read_metadata(repo)
+    horizon = get_family("bandit").episode_length
+    assert dataset.total_episodes == arrays.num_steps // horizon == 60
+    assert dataset.total_steps == arrays.num_steps
+    assert dataset.spec.env_spec.id == "adbench/AdversarialBandit-v0"
+    curve = meta["source_learning_curve"]
+    assert dataset.storage.metadata["ref_min_score"] == curve["random_return"]
+    assert dataset.storage.metadata["ref_max_score"] == curve["optimal_return"]
+    for i, episode in enumerate(dataset.iterate_episodes()):
+        rows = slice(i * horizon, (i + 1) * horizon)
+        np.testing.assert_array_equal(episode.actions, arrays.actions[rows])
+        np.testing.assert_array_equal(episode.rewards, arrays.rewards[rows])
+        assert episode.observations.shape == (horizon + 1,)
+        assert episode.truncations[-1] and not episode.terminations.any()
+        assert set(episode.infos["history_id"]) == {arrays.history_id[rows][0]}
+        assert set(episode.infos["episode"]) == {arrays.episode[rows][0]}
+    with pytest.raises(AdbenchError, match="exists"):
+        export_minari("ad-bench/bandit", tmp_path, hub=hub)
+    expert = export_minari("ad-bench/bandit", tmp_path, config="expert", hub=hub)
+    assert _minari_load(tmp_path, "adbench/bandit/expert-v0").total_episodes == 12  # 1 each
+    assert expert.name == "expert-v0"
+
+
+def test_a_minari_export_of_dark_room_replays_in_the_recovered_env(tmp_path: Path) -> None:
+    """Each exported episode, replayed from its task in the env Minari recovers, gives
+    the exported observations (the final one included) and rewards."""
+    import gymnasium as gym
+
+    from adbench.histories.export import export_minari
+
+    hub = tmp_path / "hub"
+    build_dataset("darkroom", hub=hub, tasks=3, learners=1, episodes=6, every=2)
+    export_minari("ad-bench/darkroom", tmp_path / "minari", hub=hub)
+    dataset = _minari_load(tmp_path / "minari", "adbench/darkroom/histories-v0")
+    env = dataset.recover_environment()
+    assert isinstance(env.unwrapped, gym.Env) and env.spec.id == "adbench/DarkRoom-v0"
+    episodes = list(dataset.iterate_episodes())
+    assert len(episodes) == 3 * 3
+    for episode in episodes:
+        task = dataset.storage.get_episode_metadata([episode.id])
+        options = next(iter(task))["options"]
+        obs, _ = env.reset(options={"task": options["task"]})
+        seen, rewards = [obs], []
+        for action in episode.actions:
+            obs, reward, *_ = env.step(int(action))
+            seen.append(obs)
+            rewards.append(reward)
+        np.testing.assert_array_equal(np.stack(seen), episode.observations)
+        np.testing.assert_array_equal(rewards, episode.rewards)
+
+
+def test_the_watermaze_is_refused_by_the_minari_export_in_one_line(tmp_path: Path) -> None:
+    from adbench.histories.export import final_observations
+
+    with pytest.raises(AdbenchError, match="watermaze cannot be exported") as caught:
+        final_observations(get_family("watermaze"), np.zeros((1, 2)), np.zeros(1, np.int64))
+    assert "\n" not in str(caught.value)

@@ -317,6 +317,25 @@ TEXT_CASES: dict[tuple[tuple[str, ...], str], list[tuple[str, str]]] = {
     (("datasets", "pull"), "revision"): [
         ("datasets pull a/b --hub {hub} --revision v1 --endpoint {unreachable}", "127.0.0.1:9"),
     ],
+    (("datasets", "export"), "repo_id"): [
+        ("datasets export a/../b --format minari --output {out} --hub {hub}", "id"),
+        ("datasets export me/none --format minari --output {out} --hub {hub}", "not in the"),
+    ],
+    (("datasets", "export"), "format_"): [
+        ("datasets export me/none --format d4rl --output {out} --hub {hub}", "d4rl"),
+    ],
+    (("datasets", "export"), "output"): [
+        ("datasets export me/none --format minari --output {file} --hub {hub}", "a-file.txt"),
+    ],
+    (("datasets", "export"), "config"): [
+        ("datasets export me/none --format minari --output {out} --config x --hub {hub}", "'x'"),
+    ],
+    (("datasets", "export"), "revision"): [
+        ("datasets export me/none --format minari --output {out} --revision 0123abc", "0123abc"),
+    ],
+    (("datasets", "export"), "hub"): [
+        ("datasets export me/none --format minari --output {out} --hub {file}", "is a file"),
+    ],
     (("hub", "serve"), "hub"): [
         ("hub serve --hub {file}", "is a file"),
     ],

@@ -1,8 +1,9 @@
-"""``adbench datasets``: build, list, show, push and pull history datasets."""
+"""``adbench datasets``: build, list, show, push, pull and export history datasets."""
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import typer
 from rich.table import Table
@@ -16,7 +17,10 @@ from adbench.cli._common import (
     is_main_process,
     progress_bar,
 )
+from adbench.errors import AdbenchError
 from adbench.histories.specs import DATASETS, DEFAULT_ORG
+
+EXPORT_FORMATS = ("minari",)
 
 datasets_app = typer.Typer(
     help="Source learning-history datasets in the hub.", no_args_is_help=True
@@ -187,3 +191,25 @@ def pull(
 
     path = pull_repo(repo_id, "dataset", hub=hub, endpoint=endpoint, revision=revision, token=token)
     console.print(f"pulled {repo_id} into {path}")
+
+
+@datasets_app.command("export")
+def export(
+    repo_id: str = typer.Argument(..., help="Dataset id, e.g. ad-bench/darkroom."),
+    format_: str = typer.Option(
+        ..., "--format", help=f"Format to write: {', '.join(EXPORT_FORMATS)}."
+    ),
+    output: str = typer.Option(..., "--output", help="Directory to write the export under."),
+    config: str = typer.Option("default", "--config", help="Dataset config: default or expert."),
+    revision: str = typer.Option(None, "--revision", help="Dataset revision (default: main)."),
+    hub: str = HubOption,
+) -> None:
+    """Write a history dataset in another tool's format (Minari: its loader opens it)."""
+    from adbench.fileio import check_writable_dir
+    from adbench.histories.export import export_minari
+
+    if format_ not in EXPORT_FORMATS:
+        raise AdbenchError(f"--format {format_!r}: valid formats are {', '.join(EXPORT_FORMATS)}")
+    check_writable_dir(output, "--output")
+    path = export_minari(repo_id, output, config=config, hub=hub, revision=revision)
+    console.print(f"wrote the Minari dataset {path.relative_to(Path(output).absolute())} to {path}")
