@@ -347,7 +347,7 @@ def test_a_two_process_build_writes_the_same_bytes_as_one_process(tmp_path: Path
 # Export to Minari, read back with Minari's own loader.
 
 
-def _minari_load(root: Path, dataset_id: str) -> "minari.MinariDataset":  # noqa: F821
+def _minari_load(root: Path, dataset_id: str) -> minari.MinariDataset:  # noqa: F821
     import minari
 
     os.environ["MINARI_DATASETS_PATH"] = str(root)
