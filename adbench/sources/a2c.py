@@ -53,7 +53,13 @@ from numpy.typing import NDArray
 from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.sources.base import (
+    EpisodeBatch,
+    EpisodeLearner,
+    SourceAlgorithm,
+    SourceConfig,
+    play_episodes,
+)
 from adbench.validation import ARGS_CONFIG, NonNegativeFloat, Positive, PositiveFloat, UnitInterval
 
 # Largest reward count that still changes what the agent should do, per family.
@@ -194,83 +200,85 @@ class A2C(SourceAlgorithm):
         expert_episodes: int = 0,
     ) -> Iterator[EpisodeBatch]:
         tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
-        config = self.config
-        num_learners = len(tasks)
-        size = int(family.observation_space.nvec[0])
-        memory_cap = MEMORY_CAP[family.name]
-        num_actions = family.num_actions
-        horizon = family.episode_length
-        num_inputs = 2 * size + memory_cap + 2
-
         # Independent streams for the envs (Key-to-Door's start cells), the initial
         # weights and the action sampling.
         env_seed, torch_seed = np.random.SeedSequence(seed).generate_state(2)
         env = family.make_batched(tasks, seed=int(env_seed))
         generator = torch.Generator().manual_seed(int(torch_seed))
+        learner = _A2CLearner(self.config, family, len(tasks), generator)
+        yield from play_episodes(env, learner, num_episodes, expert_episodes)
 
-        network = BatchedActorCritic(num_learners, num_inputs, num_actions, config, generator)
-        optimizer = torch.optim.Adam(
-            network.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
+
+class _A2CLearner(EpisodeLearner):
+    """Every learner's network and optimiser; acts step by step, updates per episode."""
+
+    def __init__(
+        self, config: A2CConfig, family: EnvFamily, num_learners: int, generator: torch.Generator
+    ) -> None:
+        self.config, self.generator = config, generator
+        self.size = int(family.observation_space.nvec[0])
+        self.memory_cap = MEMORY_CAP[family.name]
+        self.horizon = family.episode_length
+        self.num_learners = num_learners
+        self.num_inputs = 2 * self.size + self.memory_cap + 2
+        self.network = BatchedActorCritic(
+            num_learners, self.num_inputs, family.num_actions, config, generator
+        )
+        self.optimizer = torch.optim.Adam(
+            self.network.parameters(), lr=config.learning_rate, eps=config.adam_eps, fused=True
         )
 
-        for episode in range(num_episodes + expert_episodes):
-            expert = episode >= num_episodes
-            observations = np.empty((num_learners, horizon, 2), dtype=np.int64)
-            actions = np.empty((num_learners, horizon), dtype=np.int64)
-            rewards = np.empty((num_learners, horizon), dtype=np.float32)
-            features = torch.empty(num_learners, horizon, num_inputs)
+    def begin(self, episode: int, expert: bool, observations: NDArray[Any]) -> None:
+        self.expert = expert
+        self.memory = np.zeros(self.num_learners, dtype=np.int64)
+        self.features = torch.empty(self.num_learners, self.horizon, self.num_inputs)
 
-            # Rollout: one forward pass of every learner's network per step, no graph.
-            obs = env.reset()
-            memory = np.zeros(num_learners, dtype=np.int64)
-            with torch.no_grad():
-                for t in range(horizon):
-                    step_features = make_features(obs, memory, t, size, memory_cap, horizon)
-                    logits, _ = network(step_features.unsqueeze(1))
-                    probs = torch.softmax(logits.squeeze(1), dim=-1)
-                    if expert and config.expert_greedy:
-                        action = probs.argmax(dim=-1)
-                    else:
-                        action = torch.multinomial(probs, 1, generator=generator).squeeze(1)
-                    action_np = action.numpy().astype(np.int64)
-                    next_obs, reward, _, _ = env.step(action_np)
+    @torch.no_grad()
+    def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
+        # One forward pass of every learner's network per step, no graph.
+        step_features = make_features(
+            observations, self.memory, t, self.size, self.memory_cap, self.horizon
+        )
+        logits, _ = self.network(step_features.unsqueeze(1))
+        probs = torch.softmax(logits.squeeze(1), dim=-1)
+        if self.expert and self.config.expert_greedy:
+            action = probs.argmax(dim=-1)
+        else:
+            action = torch.multinomial(probs, 1, generator=self.generator).squeeze(1)
+        self.features[:, t] = step_features
+        return action.numpy().astype(np.int64)
 
-                    features[:, t] = step_features
-                    observations[:, t] = obs
-                    actions[:, t] = action_np
-                    rewards[:, t] = reward
-                    memory = np.minimum(memory + (reward > 0), memory_cap)
-                    obs = next_obs
+    def observe(
+        self,
+        t: int,
+        actions: NDArray[np.int64],
+        rewards: NDArray[np.float32],
+        next_observations: NDArray[Any],
+    ) -> None:
+        self.memory = np.minimum(self.memory + (rewards > 0), self.memory_cap)
 
-            if not expert:
-                # Update: every learner's episode in one batched forward/backward pass.
-                logits, values = network(features)
-                log_probs = torch.log_softmax(logits, dim=-1)
-                action_t = torch.from_numpy(actions)
-                reward_t = torch.from_numpy(rewards)
-                with torch.no_grad():
-                    advantages = gae_advantages(reward_t, values, config.gamma, config.gae_lambda)
-                    value_targets = advantages + values
-                taken_log_probs = log_probs.gather(-1, action_t.unsqueeze(-1)).squeeze(-1)
-                entropy = -(log_probs.exp() * log_probs).sum(-1)
-                # Means over the episode's steps, summed over learners: each learner's
-                # gradient is that of its own loss.
-                policy_loss = -(taken_log_probs * advantages).mean(1)
-                value_loss = 0.5 * (values - value_targets).pow(2).mean(1)
-                loss = (
-                    policy_loss
-                    + config.value_coef * value_loss
-                    - config.entropy_coef * entropy.mean(1)
-                ).sum()
-                optimizer.zero_grad(set_to_none=False)
-                loss.backward()
-                clip_grad_norm_per_learner(network.parameters(), config.max_grad_norm)
-                optimizer.step()
-
-            yield EpisodeBatch(
-                episode=episode,
-                observations=observations,
-                actions=actions,
-                rewards=rewards,
-                expert=expert,
-            )
+    def end(self, batch: EpisodeBatch) -> None:
+        if self.expert:
+            return
+        # Update: every learner's episode in one batched forward/backward pass.
+        config, network = self.config, self.network
+        logits, values = network(self.features)
+        log_probs = torch.log_softmax(logits, dim=-1)
+        action_t = torch.from_numpy(batch.actions)
+        reward_t = torch.from_numpy(batch.rewards)
+        with torch.no_grad():
+            advantages = gae_advantages(reward_t, values, config.gamma, config.gae_lambda)
+            value_targets = advantages + values
+        taken_log_probs = log_probs.gather(-1, action_t.unsqueeze(-1)).squeeze(-1)
+        entropy = -(log_probs.exp() * log_probs).sum(-1)
+        # Means over the episode's steps, summed over learners: each learner's gradient is
+        # that of its own loss.
+        policy_loss = -(taken_log_probs * advantages).mean(1)
+        value_loss = 0.5 * (values - value_targets).pow(2).mean(1)
+        loss = (
+            policy_loss + config.value_coef * value_loss - config.entropy_coef * entropy.mean(1)
+        ).sum()
+        self.optimizer.zero_grad(set_to_none=False)
+        loss.backward()
+        clip_grad_norm_per_learner(network.parameters(), config.max_grad_norm)
+        self.optimizer.step()

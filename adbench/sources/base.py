@@ -11,14 +11,15 @@ frozen (its final policy): the post-learning data that Expert Distillation train
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import asdict, dataclass, replace
 from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
 
-from adbench.envs.base import EnvFamily
+from adbench.envs.base import BatchedEnv, EnvFamily
 from adbench.errors import AdbenchError
 from adbench.validation import build_args
 
@@ -128,3 +129,74 @@ class SourceAlgorithm(ABC):
         """Train ``len(tasks)`` learners, one per row of ``tasks``, for ``num_episodes``
         episodes each, yielding every episode; then yield ``expert_episodes`` episodes of
         the final policies with learning frozen (``expert=True``)."""
+
+
+class EpisodeLearner(ABC):
+    """The per-step side of a source, driven by :func:`play_episodes`: what it does at an
+    episode's start, how it acts, what it learns from a step, and what it does once the
+    episode is over. ``expert`` episodes are played with learning frozen."""
+
+    @abstractmethod
+    def begin(self, episode: int, expert: bool, observations: NDArray[Any]) -> None:
+        """A new episode: ``observations`` is what every env shows after its reset."""
+
+    @abstractmethod
+    def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
+        """Every learner's action at step ``t``."""
+
+    def observe(  # noqa: B027  (an optional hook: a learner that updates per episode has none)
+        self,
+        t: int,
+        actions: NDArray[np.int64],
+        rewards: NDArray[np.float32],
+        next_observations: NDArray[Any],
+    ) -> None:
+        """Learn from step ``t`` (called after every step; nothing by default)."""
+
+    def end(self, batch: EpisodeBatch) -> None:  # noqa: B027  (an optional hook)
+        """The episode is over (an update on the whole episode goes here)."""
+
+
+def play_episodes(
+    env: BatchedEnv,
+    learner: EpisodeLearner,
+    num_episodes: int,
+    expert_episodes: int,
+    *,
+    as_states: bool = False,
+    step_context: Callable[[], AbstractContextManager[Any]] = nullcontext,
+) -> Iterator[EpisodeBatch]:
+    """The episode loop every source shares: reset, then ``act``, step, record and
+    ``observe`` for each of the family's steps, ``end``, and yield the episode; learning
+    episodes first, then the ``expert`` ones. With ``as_states`` the env returns states
+    (poses) and the batches carry them as ``states``. ``step_context`` is entered around
+    each episode's steps (a source's torch thread count) and left before it is yielded."""
+    horizon = env.episode_length
+    num_learners = env.num_envs
+    shape = env.observation_space.shape or ()
+    for episode in range(num_episodes + expert_episodes):
+        expert = episode >= num_episodes
+        observations = np.empty((num_learners, horizon, *shape), dtype=env.observation_space.dtype)
+        actions = np.empty((num_learners, horizon), dtype=np.int64)
+        rewards = np.empty((num_learners, horizon), dtype=np.float32)
+        with step_context():
+            obs = env.reset()
+            learner.begin(episode, expert, obs)
+            for t in range(horizon):
+                action = learner.act(t, obs)
+                next_obs, reward, _, _ = env.step(action)
+                observations[:, t] = obs
+                actions[:, t] = action
+                rewards[:, t] = reward
+                learner.observe(t, action, reward, next_obs)
+                obs = next_obs
+            batch = EpisodeBatch(
+                episode=episode,
+                observations=None if as_states else observations,
+                actions=actions,
+                rewards=rewards,
+                expert=expert,
+                states=observations if as_states else None,
+            )
+            learner.end(batch)
+        yield batch

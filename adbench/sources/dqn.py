@@ -66,7 +66,14 @@ from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
 from adbench.errors import AdbenchError
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
+from adbench.sources.base import (
+    EpisodeBatch,
+    EpisodeLearner,
+    SourceAlgorithm,
+    SourceConfig,
+    linear_epsilon,
+    play_episodes,
+)
 from adbench.validation import ARGS_CONFIG, NonNegative, Positive, PositiveFloat, UnitInterval
 
 
@@ -387,7 +394,6 @@ class DQN(SourceAlgorithm):
         config = self.config
         num_learners = len(tasks)
         num_actions = family.num_actions
-        horizon = family.episode_length
         obs_shape = tuple(family.observation_space.shape or ())
         frame_shape = frame_shape_for(obs_shape, config)
 
@@ -411,63 +417,91 @@ class DQN(SourceAlgorithm):
             replay = ReplayBuffers(
                 num_learners, config.buffer_size, patch_shape_for(frame_shape, config)
             )
-        learners = torch.arange(num_learners)
-        global_step = 0
+        learner = _DQNLearner(
+            config, q_network, target_network, optimizer, replay, generator, rng, num_episodes
+        )
+        yield from play_episodes(
+            env,
+            learner,
+            num_episodes,
+            expert_episodes,
+            step_context=lambda: torch_threads(config.num_threads),
+        )
 
-        for episode in range(num_episodes + expert_episodes):
-            expert = episode >= num_episodes
-            epsilon = (
-                config.expert_epsilon if expert else epsilon_schedule(config, episode, num_episodes)
+
+class _DQNLearner(EpisodeLearner):
+    """Every learner's Q-network, target network and replay buffer, learning every step."""
+
+    def __init__(
+        self,
+        config: DQNConfig,
+        q_network: BatchedQNetwork,
+        target_network: BatchedQNetwork,
+        optimizer: torch.optim.Optimizer,
+        replay: ReplayBuffers,
+        generator: torch.Generator,
+        rng: np.random.Generator,
+        num_episodes: int,
+    ) -> None:
+        self.config, self.q_network, self.target_network = config, q_network, target_network
+        self.optimizer, self.replay, self.generator, self.rng = optimizer, replay, generator, rng
+        self.num_episodes = num_episodes
+        self.num_learners = len(replay.position)
+        self.learners = torch.arange(self.num_learners)
+        self.global_step = 0
+
+    def begin(self, episode: int, expert: bool, observations: NDArray[Any]) -> None:
+        self.expert = expert
+        self.epsilon = (
+            self.config.expert_epsilon
+            if expert
+            else epsilon_schedule(self.config, episode, self.num_episodes)
+        )
+        self.frames = frame_patches(observations, self.config)
+        self.found = torch.zeros(self.num_learners, dtype=torch.bool)
+
+    def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
+        # Epsilon-greedy, one forward pass of every learner's network.
+        with torch.no_grad():
+            q_values = self.q_network(self.frames.unsqueeze(1)).squeeze(1)
+        greedy = q_values.argmax(dim=1).numpy()
+        explore = self.rng.random(self.num_learners) < self.epsilon
+        random_actions = self.rng.integers(0, q_values.shape[1], size=self.num_learners)
+        return np.where(explore, random_actions, greedy).astype(np.int64)
+
+    def observe(
+        self,
+        t: int,
+        actions: NDArray[np.int64],
+        rewards: NDArray[np.float32],
+        next_observations: NDArray[Any],
+    ) -> None:
+        config = self.config
+        next_frames = frame_patches(next_observations, config)
+        if not self.expert:
+            # Only the learners still looking for the platform store the transition;
+            # reaching it is terminal (see the module doc).
+            reached = torch.from_numpy(rewards > 0)
+            self.replay.add(
+                self.learners[~self.found],
+                self.frames,
+                torch.from_numpy(actions),
+                torch.from_numpy(rewards),
+                next_frames,
+                reached.float(),
             )
-            observations = np.empty((num_learners, horizon, *obs_shape), dtype=np.uint8)
-            actions = np.empty((num_learners, horizon), dtype=np.int64)
-            rewards = np.empty((num_learners, horizon), dtype=np.float32)
-
-            with torch_threads(config.num_threads):
-                obs = env.reset()
-                frames = frame_patches(obs, config)
-                found = torch.zeros(num_learners, dtype=torch.bool)
-                for t in range(horizon):
-                    # Epsilon-greedy, one forward pass of every learner's network.
-                    with torch.no_grad():
-                        q_values = q_network(frames.unsqueeze(1)).squeeze(1)
-                    greedy = q_values.argmax(dim=1).numpy()
-                    explore = rng.random(num_learners) < epsilon
-                    random_actions = rng.integers(0, num_actions, size=num_learners)
-                    action = np.where(explore, random_actions, greedy).astype(np.int64)
-                    observations[:, t] = obs
-                    obs, reward, _, _ = env.step(action)
-                    actions[:, t], rewards[:, t] = action, reward
-                    next_frames = frame_patches(obs, config)
-                    if not expert:
-                        # Only the learners still looking for the platform store the
-                        # transition; reaching it is terminal (see the module doc).
-                        reached = torch.from_numpy(reward > 0)
-                        replay.add(
-                            learners[~found],
-                            frames,
-                            torch.from_numpy(action),
-                            torch.from_numpy(reward),
-                            next_frames,
-                            reached.float(),
-                        )
-                        found |= reached
-                        global_step += 1
-                        if (
-                            global_step >= config.learning_starts
-                            and global_step % config.train_frequency == 0
-                        ):
-                            double_dqn_update(
-                                q_network, target_network, optimizer, replay, config, generator
-                            )
-                        if global_step % config.target_update_interval == 0:
-                            target_network.copy_from(q_network)
-                    frames = next_frames
-
-            yield EpisodeBatch(
-                episode=episode,
-                observations=observations,
-                actions=actions,
-                rewards=rewards,
-                expert=expert,
-            )
+            self.found |= reached
+            self.global_step += 1
+            step = self.global_step
+            if step >= config.learning_starts and step % config.train_frequency == 0:
+                double_dqn_update(
+                    self.q_network,
+                    self.target_network,
+                    self.optimizer,
+                    self.replay,
+                    config,
+                    self.generator,
+                )
+            if step % config.target_update_interval == 0:
+                self.target_network.copy_from(self.q_network)
+        self.frames = next_frames

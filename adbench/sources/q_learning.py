@@ -48,7 +48,14 @@ from numpy.typing import NDArray
 from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import BatchedEnv, EnvFamily
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig, linear_epsilon
+from adbench.sources.base import (
+    EpisodeBatch,
+    EpisodeLearner,
+    SourceAlgorithm,
+    SourceConfig,
+    linear_epsilon,
+    play_episodes,
+)
 from adbench.validation import ARGS_CONFIG, StepSize, UnitInterval
 
 # Largest reward count that still changes what the agent should do, per family.
@@ -148,75 +155,89 @@ class QLearning(SourceAlgorithm):
         expert_episodes: int = 0,
     ) -> Iterator[EpisodeBatch]:
         tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
-        config = self.config
-        num_learners = len(tasks)
         coding = self.cell_coding(family)
-        num_cells = coding.num_cells
-        memory_cap = MEMORY_CAP[family.name]
-        num_states = num_cells * (memory_cap + 1)
-        num_actions = family.num_actions
-        horizon = family.episode_length
-
         # Independent streams for the envs (random starts) and the agents.
         env_seed, agent_seed = np.random.SeedSequence(seed).generate_state(2)
         env = self.make_env(family, tasks, int(env_seed))
-        rng = np.random.default_rng(int(agent_seed))
-        obs_shape = env.observation_space.shape or ()
-        obs_dtype = env.observation_space.dtype
+        learner = _QLearner(
+            self.config,
+            coding,
+            MEMORY_CAP[family.name],
+            len(tasks),
+            family.num_actions,
+            num_episodes,
+            np.random.default_rng(int(agent_seed)),
+        )
+        yield from play_episodes(
+            env, learner, num_episodes, expert_episodes, as_states=coding.from_states
+        )
 
+
+class _QLearner(EpisodeLearner):
+    """Every learner's Q table, and where each stands in the current episode."""
+
+    def __init__(
+        self,
+        config: QLearningConfig,
+        coding: CellCoding,
+        memory_cap: int,
+        num_learners: int,
+        num_actions: int,
+        num_episodes: int,
+        rng: np.random.Generator,
+    ) -> None:
+        self.config, self.coding, self.memory_cap = config, coding, memory_cap
+        self.num_actions, self.num_episodes, self.rng = num_actions, num_episodes, rng
+        num_states = coding.num_cells * (memory_cap + 1)
         # The Q tables as one [L * S, A] array: row ``row_base[i] + state`` is learner i's
         # row of its state, so every lookup is a single-index gather (two-array fancy
         # indexing over [L, S, A] costs about twice as much).
-        q = np.full((num_learners * num_states, num_actions), config.initial_q, dtype=np.float64)
-        q_entries = q.reshape(-1)
-        row_base = np.arange(num_learners) * num_states
+        self.q = np.full((num_learners * num_states, num_actions), config.initial_q, np.float64)
+        self.q_entries = self.q.reshape(-1)
+        self.row_base = np.arange(num_learners) * num_states
 
-        for episode in range(num_episodes + expert_episodes):
-            expert = episode >= num_episodes
-            epsilon = (
-                config.expert_epsilon if expert else epsilon_schedule(config, episode, num_episodes)
-            )
-            observations = np.empty((num_learners, horizon, *obs_shape), dtype=obs_dtype)
-            actions = np.empty((num_learners, horizon), dtype=np.int64)
-            rewards = np.empty((num_learners, horizon), dtype=np.float32)
+    def _rows(self, observations: NDArray[Any]) -> NDArray[np.int64]:
+        return self.row_base + self.memory * self.coding.num_cells + self.coding.cell(observations)
 
-            obs = env.reset()
-            memory = np.zeros(num_learners, dtype=np.int64)
-            row = row_base + memory * num_cells + coding.cell(obs)
-            q_row = q[row]
-            q_max = q_row.max(axis=1)
-            for t in range(horizon):
-                action = epsilon_greedy(q_row, epsilon, rng, q_max)
-                next_obs, reward, _, _ = env.step(action)
-                if memory_cap:  # Dark Room's learner has no memory: its state is the cell
-                    memory = np.minimum(memory + (reward > 0), memory_cap)
-                next_row = row_base + memory * num_cells + coding.cell(next_obs)
-                next_q_row = q[next_row]
-                next_max = next_q_row.max(axis=1)
+    def begin(self, episode: int, expert: bool, observations: NDArray[Any]) -> None:
+        config = self.config
+        self.expert = expert
+        self.epsilon = (
+            config.expert_epsilon
+            if expert
+            else epsilon_schedule(config, episode, self.num_episodes)
+        )
+        self.memory = np.zeros(len(self.row_base), dtype=np.int64)
+        self.row = self._rows(observations)
+        self.q_row = self.q[self.row]
+        self.q_max = self.q_row.max(axis=1)
 
-                if not expert:
-                    # Bootstrap on every step, the last included: the episode ends on a
-                    # time limit, and time is not part of the state.
-                    target = reward + config.gamma * next_max
-                    entry = row * num_actions + action
-                    q_entries[entry] += config.learning_rate * (target - q_entries[entry])
-                    # The next step acts on the updated table: a learner that stayed in its
-                    # state (a wall, the goal) sees its own update.
-                    stayed = np.flatnonzero(next_row == row)
-                    if stayed.size:
-                        next_q_row[stayed, action[stayed]] = q_entries[entry[stayed]]
-                        next_max[stayed] = next_q_row[stayed].max(axis=1)
+    def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
+        return epsilon_greedy(self.q_row, self.epsilon, self.rng, self.q_max)
 
-                observations[:, t] = obs
-                actions[:, t] = action
-                rewards[:, t] = reward
-                obs, row, q_row, q_max = next_obs, next_row, next_q_row, next_max
-
-            yield EpisodeBatch(
-                episode=episode,
-                observations=None if coding.from_states else observations,
-                actions=actions,
-                rewards=rewards,
-                expert=expert,
-                states=observations if coding.from_states else None,
-            )
+    def observe(
+        self,
+        t: int,
+        actions: NDArray[np.int64],
+        rewards: NDArray[np.float32],
+        next_observations: NDArray[Any],
+    ) -> None:
+        config, q_entries = self.config, self.q_entries
+        if self.memory_cap:  # Dark Room's learner has no memory: its state is the cell
+            self.memory = np.minimum(self.memory + (rewards > 0), self.memory_cap)
+        next_row = self._rows(next_observations)
+        next_q_row = self.q[next_row]
+        next_max = next_q_row.max(axis=1)
+        if not self.expert:
+            # Bootstrap on every step, the last included: the episode ends on a time
+            # limit, and time is not part of the state.
+            target = rewards + config.gamma * next_max
+            entry = self.row * self.num_actions + actions
+            q_entries[entry] += config.learning_rate * (target - q_entries[entry])
+            # The next step acts on the updated table: a learner that stayed in its state
+            # (a wall, the goal) sees its own update.
+            stayed = np.flatnonzero(next_row == self.row)
+            if stayed.size:
+                next_q_row[stayed, actions[stayed]] = q_entries[entry[stayed]]
+                next_max[stayed] = next_q_row[stayed].max(axis=1)
+        self.row, self.q_row, self.q_max = next_row, next_q_row, next_max

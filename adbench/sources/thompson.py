@@ -15,7 +15,13 @@ from numpy.typing import NDArray
 from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.sources.base import (
+    EpisodeBatch,
+    EpisodeLearner,
+    SourceAlgorithm,
+    SourceConfig,
+    play_episodes,
+)
 from adbench.validation import ARGS_CONFIG, PositiveFloat
 
 
@@ -40,27 +46,35 @@ class ThompsonSampling(SourceAlgorithm):
         expert_episodes: int = 0,
     ) -> Iterator[EpisodeBatch]:
         tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
-        num_learners, num_arms, horizon = len(tasks), family.num_actions, family.episode_length
+        num_learners, num_arms = len(tasks), family.num_actions
         env = family.make_batched(tasks, seed=seed)
-        rng = np.random.default_rng([seed, 2])
-        alpha = np.full((num_learners, num_arms), self.config.prior_alpha)
-        beta = np.full((num_learners, num_arms), self.config.prior_beta)
-        rows = np.arange(num_learners)
-        for episode in range(num_episodes + expert_episodes):
-            expert = episode >= num_episodes
-            obs = env.reset()
-            observations = np.empty((num_learners, horizon), dtype=obs.dtype)
-            actions = np.empty((num_learners, horizon), dtype=np.int64)
-            rewards = np.empty((num_learners, horizon), dtype=np.float32)
-            for t in range(horizon):
-                if expert:
-                    action = np.argmax(alpha / (alpha + beta), axis=1)
-                else:
-                    action = np.argmax(rng.beta(alpha, beta), axis=1)
-                observations[:, t] = obs
-                obs, reward, _, _ = env.step(action)
-                actions[:, t], rewards[:, t] = action, reward
-                if not expert:
-                    alpha[rows, action] += reward
-                    beta[rows, action] += 1.0 - reward
-            yield EpisodeBatch(episode, observations, actions, rewards, expert=expert)
+        learner = _ThompsonLearner(num_learners, num_arms, self.config, seed)
+        yield from play_episodes(env, learner, num_episodes, expert_episodes)
+
+
+class _ThompsonLearner(EpisodeLearner):
+    def __init__(self, num_learners: int, num_arms: int, config: ThompsonConfig, seed: int) -> None:
+        self.rng = np.random.default_rng([seed, 2])
+        self.alpha = np.full((num_learners, num_arms), config.prior_alpha)
+        self.beta = np.full((num_learners, num_arms), config.prior_beta)
+        self.rows = np.arange(num_learners)
+        self.expert = False
+
+    def begin(self, episode: int, expert: bool, observations: NDArray[Any]) -> None:
+        self.expert = expert
+
+    def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
+        if self.expert:
+            return np.argmax(self.alpha / (self.alpha + self.beta), axis=1)
+        return np.argmax(self.rng.beta(self.alpha, self.beta), axis=1)
+
+    def observe(
+        self,
+        t: int,
+        actions: NDArray[np.int64],
+        rewards: NDArray[np.float32],
+        next_observations: NDArray[Any],
+    ) -> None:
+        if not self.expert:
+            self.alpha[self.rows, actions] += rewards
+            self.beta[self.rows, actions] += 1.0 - rewards

@@ -16,7 +16,13 @@ from numpy.typing import NDArray
 from pydantic.dataclasses import dataclass as args_dataclass
 
 from adbench.envs.base import EnvFamily
-from adbench.sources.base import EpisodeBatch, SourceAlgorithm, SourceConfig
+from adbench.sources.base import (
+    EpisodeBatch,
+    EpisodeLearner,
+    SourceAlgorithm,
+    SourceConfig,
+    play_episodes,
+)
 from adbench.validation import ARGS_CONFIG, NonNegativeFloat
 
 
@@ -40,35 +46,44 @@ class UCB(SourceAlgorithm):
         expert_episodes: int = 0,
     ) -> Iterator[EpisodeBatch]:
         tasks = self.checked_tasks(family, tasks, num_episodes, expert_episodes)
-        num_learners, num_arms, horizon = len(tasks), family.num_actions, family.episode_length
+        num_learners, num_arms = len(tasks), family.num_actions
         env = family.make_batched(tasks, seed=seed)
-        rng = np.random.default_rng([seed, 1])
-        counts = np.zeros((num_learners, num_arms))
-        sums = np.zeros((num_learners, num_arms))
-        rows = np.arange(num_learners)
-        for episode in range(num_episodes + expert_episodes):
-            expert = episode >= num_episodes
-            obs = env.reset()
-            observations = np.empty((num_learners, horizon), dtype=obs.dtype)
-            actions = np.empty((num_learners, horizon), dtype=np.int64)
-            rewards = np.empty((num_learners, horizon), dtype=np.float32)
-            for t in range(horizon):
-                means = sums / np.maximum(counts, 1)
-                if expert:
-                    score = means
-                else:
-                    total = np.maximum(counts.sum(axis=1, keepdims=True), 1)
-                    bonus = self.config.exploration * np.sqrt(
-                        2 * np.log(total) / np.maximum(counts, 1)
-                    )
-                    score = np.where(counts == 0, np.inf, means + bonus)
-                # random tie-breaking: a uniform jitter far below any real score gap
-                jitter = rng.random(score.shape) * 1e-9
-                action = np.argmax(np.where(np.isinf(score), 1e9 + jitter, score + jitter), axis=1)
-                observations[:, t] = obs
-                obs, reward, _, _ = env.step(action)
-                actions[:, t], rewards[:, t] = action, reward
-                if not expert:
-                    counts[rows, action] += 1
-                    sums[rows, action] += reward
-            yield EpisodeBatch(episode, observations, actions, rewards, expert=expert)
+        learner = _UCBLearner(num_learners, num_arms, self.config.exploration, seed)
+        yield from play_episodes(env, learner, num_episodes, expert_episodes)
+
+
+class _UCBLearner(EpisodeLearner):
+    def __init__(self, num_learners: int, num_arms: int, exploration: float, seed: int) -> None:
+        self.rng = np.random.default_rng([seed, 1])
+        self.counts = np.zeros((num_learners, num_arms))
+        self.sums = np.zeros((num_learners, num_arms))
+        self.rows = np.arange(num_learners)
+        self.exploration = exploration
+        self.expert = False
+
+    def begin(self, episode: int, expert: bool, observations: NDArray[Any]) -> None:
+        self.expert = expert
+
+    def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
+        counts = self.counts
+        means = self.sums / np.maximum(counts, 1)
+        if self.expert:
+            score = means
+        else:
+            total = np.maximum(counts.sum(axis=1, keepdims=True), 1)
+            bonus = self.exploration * np.sqrt(2 * np.log(total) / np.maximum(counts, 1))
+            score = np.where(counts == 0, np.inf, means + bonus)
+        # random tie-breaking: a uniform jitter far below any real score gap
+        jitter = self.rng.random(score.shape) * 1e-9
+        return np.argmax(np.where(np.isinf(score), 1e9 + jitter, score + jitter), axis=1)
+
+    def observe(
+        self,
+        t: int,
+        actions: NDArray[np.int64],
+        rewards: NDArray[np.float32],
+        next_observations: NDArray[Any],
+    ) -> None:
+        if not self.expert:
+            self.counts[self.rows, actions] += 1
+            self.sums[self.rows, actions] += rewards
