@@ -10,7 +10,7 @@ for model in baselines/models/*/; do
   name=$(basename "$model")
   adbench push "$model" --repo "ad-bench/$name" --hub "$hub"
 done
-for benchmark in bandit darkroom darkroom-hard key-to-door; do
+for benchmark in bandit darkroom darkroom-hard key-to-door watermaze; do
   for reference in random optimal source; do
     adbench evaluate --model "$reference" --benchmark "$benchmark" --hub "$hub" --submit
   done
