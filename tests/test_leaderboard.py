@@ -306,7 +306,7 @@ def test_a_seed_group_of_one_model_reports_its_mean_return_at_each_mark() -> Non
     from adbench.leaderboards.seeds import markdown_table, seed_group
 
     group = seed_group(COMMITTED, "darkroom", "AD", ["ad-bench/ad-darkroom"], (1, 200, 1000))
-    path = next((COMMITTED / "darkroom").glob("ad-bench__ad-darkroom-*.runs.parquet"))
+    (path,) = (COMMITTED / "darkroom").glob("ad-bench__ad-darkroom-????????.runs.parquet")
     returns = np.stack(pq.read_table(path).column("returns").to_numpy(zero_copy_only=False))
     assert [m.episode for m in group.marks] == [1, 200, 1000]
     for mark in group.marks:
@@ -332,3 +332,26 @@ def test_a_bad_seed_group_is_refused(models: list[str], marks: Any, message: str
 
     with pytest.raises(AdbenchError, match=message):
         seed_group(COMMITTED, "darkroom", "G", models, marks)
+
+
+def test_a_seed_group_of_two_trained_models_has_a_ci_over_seeds_and_tasks() -> None:
+    from adbench.leaderboards.seeds import seed_group
+
+    models = ["ad-bench/ad-darkroom", "ad-bench/ad-darkroom-seed1"]
+    group = seed_group(COMMITTED, "darkroom", "AD", models, (1, 200), reps=500)
+    per_model = []
+    for model in models:
+        stem = model.replace("/", "__")
+        (path,) = (COMMITTED / "darkroom").glob(f"{stem}-????????.runs.parquet")
+        per_model.append(
+            np.stack(pq.read_table(path).column("returns").to_numpy(zero_copy_only=False))
+        )
+    for mark in group.marks:
+        expected = [returns[:, mark.episode - 1].mean() for returns in per_model]
+        assert mark.per_seed == pytest.approx(expected, abs=1e-6)
+        assert mark.mean == pytest.approx(np.mean(expected), abs=1e-6)
+        low, high = mark.ci
+        assert low <= mark.mean <= high and high - low > 0
+    # The same seed gives the same interval.
+    again = seed_group(COMMITTED, "darkroom", "AD", models, (1, 200), reps=500)
+    assert [m.ci for m in again.marks] == [m.ci for m in group.marks]
