@@ -165,6 +165,9 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score ``model`` (loaded, implementing the policy protocol) or the reference policy
     ``model_id`` in ``REFERENCE_POLICIES`` on ``benchmark``; returns the results record."""
+    # The code that runs is the code at the start: a commit made while a long evaluation
+    # runs must not be recorded as the one that scored it.
+    prov = provenance()
     started = time.perf_counter()
     family = benchmark.family
     episodes = benchmark.episodes if episodes is None else episodes
@@ -220,7 +223,6 @@ def evaluate(
     if policy is None:
         returns = source_curve
     scored = score_returns(benchmark, runs, returns, seed=seed, source_curve=source_curve)
-    prov = provenance()
     return {
         "schema": RESULTS_SCHEMA,
         "adbench_version": prov["adbench_version"],

@@ -121,7 +121,10 @@ def seed_group(
             )
         entry = entries[0]
         summary = board.summaries[entry["id"]]
-        methods.add(summary["model"].get("method") or summary["model"]["id"])
+        model = summary["model"]
+        # RL^2's config has no method field: its model type names it.
+        rl2 = "rl2" if model.get("model_type") == "adbench_rl2" else None
+        methods.add(model.get("method") or rl2 or model["id"])
         runs = read_runs(directory / entry["results_file"], summary)
         scored = np.isin(runs["split"], board.benchmark.scored_splits)
         task_key = np.char.add(
