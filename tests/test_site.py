@@ -72,7 +72,7 @@ def _row_ids(page: Any) -> list[str]:
 
 def test_the_site_has_every_board_and_its_files(site: Path) -> None:
     names = board_names(COMMITTED)
-    assert names == ["bandit", "darkroom", "darkroom-hard", "key-to-door"]
+    assert names == ["bandit", "darkroom", "darkroom-hard", "key-to-door", "watermaze"]
     for name in names:
         assert (site / f"{name}.html").is_file()
         board = load_board(COMMITTED, name)
@@ -82,7 +82,9 @@ def test_the_site_has_every_board_and_its_files(site: Path) -> None:
     assert "ad-bench__ad-darkroom.html" in cards  # the model card, from baselines/models/
 
 
-@pytest.mark.parametrize("name", ["bandit", "darkroom", "darkroom-hard", "key-to-door"])
+@pytest.mark.parametrize(
+    "name", ["bandit", "darkroom", "darkroom-hard", "key-to-door", "watermaze"]
+)
 def test_a_board_page_renders_sorts_and_draws_curves(site: Path, browser: Any, name: str) -> None:
     board = load_board(COMMITTED, name)
     expected = ranked(board.entries)
