@@ -142,10 +142,15 @@ def serve(
     hub: str = HubOption,
 ) -> None:
     """Build the web leaderboard and serve it over HTTP until interrupted."""
+    import signal
     import tempfile
     import time
 
     from adbench.leaderboards.site import build_site, serving
+
+    # Started from a script's background job, a process inherits SIGINT ignored, and Ctrl-C
+    # (or a test's SIGINT) would never stop the server.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     with tempfile.TemporaryDirectory(prefix="adbench-site-") as temporary:
         root = Path(output) if output else Path(temporary)
