@@ -42,19 +42,24 @@ from adbench.hub_storage import is_repo_dir, local_repo_dir, repo_revision, vali
 GRID_FAMILIES = ("darkroom", "darkroom-hard", "key-to-door")
 
 
+def check_exportable(family: EnvFamily) -> None:
+    """Refuse a family whose episodes' final observations cannot be known."""
+    if family.name != "bandit" and family.name not in GRID_FAMILIES:
+        raise AdbenchError(
+            f"{family.name} cannot be exported to Minari: its episodes' final observations "
+            "are not recorded and do not follow from the recorded ones"
+        )
+
+
 def final_observations(
     family: EnvFamily, last_observations: NDArray[Any], last_actions: NDArray[np.int64]
 ) -> NDArray[Any]:
     """The observation after each episode's last step ``[E, *obs_shape]``."""
+    check_exportable(family)
     if family.name == "bandit":
         return np.zeros_like(last_observations)
-    if family.name in GRID_FAMILIES:
-        size = int(family.observation_space.nvec[0])
-        return _grid.move(last_observations.astype(np.int64), last_actions, size)
-    raise AdbenchError(
-        f"{family.name} cannot be exported to Minari: its episodes' final observations are "
-        "not recorded and do not follow from the recorded ones"
-    )
+    size = int(family.observation_space.nvec[0])
+    return _grid.move(last_observations.astype(np.int64), last_actions, size)
 
 
 @contextlib.contextmanager
@@ -117,7 +122,7 @@ def export_minari(
     repo = _local_dataset(repo_id, hub, revision)
     metadata = read_metadata(repo)
     family = get_family(metadata["env"]["name"])
-    final_observations(family, np.zeros((0, 2)), np.zeros(0, dtype=np.int64))  # refuses early
+    check_exportable(family)  # before anything is read
     dataset_id = minari_dataset_id(metadata["dataset"], config)
     output = Path(output).absolute()
     target = output / dataset_id
