@@ -101,6 +101,86 @@ def test_attention_reaches_back_exactly_the_window() -> None:
     assert not torch.allclose(la[:, 5], lb[:, 5])
 
 
+def _written_out_attention(
+    attention: torch.nn.Module,
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    bias: torch.Tensor,
+) -> torch.Tensor:
+    """The textbook formula, for comparison: softmax(q k^T / sqrt(d) + bias) v."""
+    scores = q @ k.transpose(-1, -2) * attention.head_dim**-0.5 + bias
+    y = torch.softmax(scores, dim=-1) @ v
+    return attention.out(y.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1))
+
+
+@pytest.mark.parametrize("window", [5, 16])  # a sliding window, and one past the sequence
+def test_fused_attention_equals_the_written_out_formula_with_its_gradients(
+    window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from adbench.models.modeling_ad import ADAttention
+
+    torch.manual_seed(0)
+    config = ADConfig(
+        attention_window=window,
+        num_hidden_layers=2,
+        hidden_size=32,
+        num_attention_heads=4,
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
+    model = ADModel(config).train()
+    inputs = {**_inputs(3, 16, seed=3), "actions": torch.randint(0, 5, (3, 16))}
+
+    def loss_and_grads() -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        loss = model(**inputs).loss
+        loss.backward()
+        return loss.detach(), [p.grad.clone() for p in model.parameters()]
+
+    fused_loss, fused_grads = loss_and_grads()
+    monkeypatch.setattr(ADAttention, "attend", _written_out_attention)
+    loss, grads = loss_and_grads()
+    torch.testing.assert_close(fused_loss, loss, rtol=1e-6, atol=1e-6)
+    for a, b in zip(fused_grads, grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_dropout_masks_are_seeded_unbiased_and_of_the_configured_rate() -> None:
+    from adbench.models.modeling_ad import DropoutMasks
+
+    shape = torch.Size([400, 1000])
+
+    def draw(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return DropoutMasks(0.1, torch.device("cpu"), torch.float32).next(shape)
+
+    first = draw(7)
+    assert torch.equal(first, draw(7)) and not torch.equal(first, draw(8))
+    scale = 65536 / (65536 - 6554)  # p = 0.1 rounds to 6554 / 65536
+    assert first.unique().tolist() == pytest.approx([0.0, scale])
+    dropped = (first == 0).float().mean().item()
+    assert abs(dropped - 6554 / 65536) < 0.002  # 400k draws: a standard error of 0.0005
+    # Successive masks of one forward are independent draws, not the same mask.
+    masks = DropoutMasks(0.5, torch.device("cpu"), torch.float32)
+    a, b = masks.next(shape), masks.next(shape)
+    assert abs(((a > 0) & (b > 0)).float().mean().item() - 0.25) < 0.005
+
+
+def test_training_forward_draws_its_dropout_from_the_torch_seed() -> None:
+    config = ADConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=4, dropout=0.3)
+    torch.manual_seed(0)
+    model = ADModel(config).train()
+    inputs = _inputs(2, 10, seed=4)
+    torch.manual_seed(11)
+    first = model(**inputs).logits
+    torch.manual_seed(11)
+    torch.testing.assert_close(model(**inputs).logits, first, rtol=0, atol=0)
+    assert not torch.allclose(model(**inputs).logits, first)  # the next draw differs
+    model.eval()
+    torch.testing.assert_close(model(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
+
+
 def test_save_and_load_in_process_and_fresh_process(tmp_path: Path) -> None:
     model = _tiny_model()
     model.config.env_name = "darkroom"
