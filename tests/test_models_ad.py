@@ -153,7 +153,7 @@ def test_dropout_masks_are_seeded_unbiased_and_of_the_configured_rate() -> None:
 
     def draw(seed: int) -> torch.Tensor:
         torch.manual_seed(seed)
-        return DropoutMasks(0.1, torch.device("cpu"), torch.float32).next(shape)
+        return DropoutMasks(0.1, 1, shape, torch.device("cpu"), torch.float32).next()
 
     first = draw(7)
     assert torch.equal(first, draw(7)) and not torch.equal(first, draw(8))
@@ -162,9 +162,11 @@ def test_dropout_masks_are_seeded_unbiased_and_of_the_configured_rate() -> None:
     dropped = (first == 0).float().mean().item()
     assert abs(dropped - 6554 / 65536) < 0.002  # 400k draws: a standard error of 0.0005
     # Successive masks of one forward are independent draws, not the same mask.
-    masks = DropoutMasks(0.5, torch.device("cpu"), torch.float32)
-    a, b = masks.next(shape), masks.next(shape)
+    masks = DropoutMasks(0.5, 2, shape, torch.device("cpu"), torch.float32)
+    a, b = masks.next(), masks.next()
     assert abs(((a > 0) & (b > 0)).float().mean().item() - 0.25) < 0.005
+    with pytest.raises(StopIteration):
+        masks.next()
 
 
 def test_training_forward_draws_its_dropout_from_the_torch_seed() -> None:

@@ -1,7 +1,7 @@
 """Algorithm Distillation (and Expert Distillation): a causal transformer over the steps of
 a learning history, predicting the source's next action (Laskin et al., 2022).
 
-This file travels with saved models (``trust_remote_code``): it imports only torch,
+This file travels with saved models (``trust_remote_code``): it imports only torch, NumPy,
 transformers and, relatively, its config and the shared observation encoder.
 
 Attention is causal over a sliding window of ``config.attention_window`` steps at every
@@ -52,60 +52,47 @@ def sliding_alibi_bias(
 
 
 class DropoutMasks:
-    """The inverted-dropout masks of one forward pass, drawn one at a time (a mask the size
-    of the activations stays in the CPU caches; all of them at once would not): each element
-    is 0 with probability ``p`` (rounded to a multiple of 2^-16) and ``1 / (1 - p)``
-    otherwise, so its mean is exactly 1.
+    """The ``count`` inverted-dropout masks of ``shape`` of one forward pass: each element is
+    0 with probability ``p`` (rounded to a multiple of 2^-16) and ``1 / (1 - p)`` otherwise,
+    so its mean is exactly 1. The random words of all of them are drawn at once; each mask
+    is made when it is used (so it is still in the CPU caches when it multiplies).
 
     Why not ``F.dropout``: on the CPU it samples a Bernoulli per element from a float draw
     and then multiplies, and fwd+bwd of one ``[32, 160, 64]`` residual dropout cost ~20x the
     residual add (4.7 ms against 0.23); a training step of the darkroom recipe has nine.
-    Here a 64-bit random word gives four 16-bit uniform draws, one comparison writes the
-    0/1 mask, and the mask multiplies inside the residual add (:func:`_residual`). On the CPU
+    Here a 64-bit random word gives four 16-bit uniform draws and one comparison writes
+    the 0/1 mask (then scaled), which multiplies the branch (:func:`_residual`). On the CPU
     the words come from NumPy's SFC64 (2.5x faster than torch's mt19937 for this), seeded
     once per forward from torch's generator, so ``torch.manual_seed`` still fixes every mask
     (and a resumed run, which restores torch's generator, draws the same ones); on other
     devices from torch's generator on the device.
     """
 
-    def __init__(self, p: float, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, p: float, count: int, shape: torch.Size, device: torch.device, dtype: torch.dtype
+    ) -> None:
         self.threshold = min(round(p * 65536), 65535)
         self.scale = 65536 / (65536 - self.threshold)
-        self.device, self.dtype = device, dtype
-        self.words: np.random.SFC64 | None = None
+        self.shape, self.dtype = shape, dtype
+        self.numel = math.prod(shape)
+        per_mask = -(-self.numel // 4)  # 64-bit words of a mask
         if device.type == "cpu":
             seed = int(torch.randint(0, 2**63 - 1, (), dtype=torch.int64))
-            self.words = np.random.SFC64(seed)
-
-    def next(self, shape: torch.Size) -> torch.Tensor:
-        numel = math.prod(shape)
-        count = -(-numel // 4)
-        if self.words is not None:
-            words = torch.from_numpy(self.words.random_raw(count).view(np.int64))
+            raw = np.random.SFC64(seed).random_raw(count * per_mask).view(np.int64)
+            words = torch.from_numpy(raw)
         else:
-            words = torch.empty(count, dtype=torch.int64, device=self.device)
+            words = torch.empty(count * per_mask, dtype=torch.int64, device=device)
             words.random_(-(2**63), None)
-        draws = words.view(torch.int16)[:numel].view(shape)
+        self.draws = iter(words.view(count, per_mask).view(torch.int16).unbind(0))
+
+    def next(self) -> torch.Tensor:
+        """The next mask; raises ``StopIteration`` past ``count``."""
+        draws = next(self.draws)[: self.numel].view(self.shape)
         # Kept iff the draw >= threshold - 32768 (probability 1 - threshold / 65536); the
         # comparison writes 0/1 straight into a float tensor.
-        keep = torch.empty(shape, dtype=self.dtype, device=self.device)
+        keep = torch.empty(self.shape, dtype=self.dtype, device=draws.device)
         torch.ge(draws, self.threshold - 32768, out=keep)
         return keep.mul_(self.scale)
-
-
-class _ResidualDropout(torch.autograd.Function):
-    """``x + y * mask`` as one ``addcmul``, with a backward of one multiply (autograd's
-    ``addcmul`` backward multiplies twice: by the mask, then by its scalar ``value``)."""
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        ctx.save_for_backward(mask)
-        return torch.addcmul(x, y, mask)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
-        (mask,) = ctx.saved_tensors
-        return grad, grad * mask, None
 
 
 class RollingKVCache:
@@ -296,10 +283,11 @@ class ADModel(ADPreTrainedModel):
         (masks from :class:`DropoutMasks`)."""
         masks = None
         if self.training and self.config.dropout > 0:
-            masks = DropoutMasks(self.config.dropout, x.device, x.dtype)
+            count = 1 + 2 * len(self.blocks)
+            masks = DropoutMasks(self.config.dropout, count, x.shape, x.device, x.dtype)
 
         def mask() -> torch.Tensor | None:
-            return masks.next(x.shape) if masks is not None else None
+            return masks.next() if masks is not None else None
 
         first = mask()
         if first is not None:
@@ -435,8 +423,10 @@ class ADModel(ADPreTrainedModel):
 
 
 def _residual(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """``x + dropout(y)`` given the dropout's multipliers (or none)."""
-    return x + y if mask is None else _ResidualDropout.apply(x, y, mask)
+    """``x + dropout(y)`` given the dropout's multipliers (or none). A multiply and an add:
+    their backward is one multiply (``addcmul``'s is two; a custom autograd function's
+    Python backward cost more than it saved)."""
+    return x + y if mask is None else x + y * mask
 
 
 def _layer_norm(norm: nn.LayerNorm, x: torch.Tensor) -> torch.Tensor:
