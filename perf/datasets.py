@@ -13,7 +13,7 @@
 Usage::
 
     python perf/datasets.py [--quick] [--skip-sources] [--skip-build]
-    python perf/datasets.py --against c50378f [--episodes 1000] [--repeats 2]
+    python perf/datasets.py --against c50378f [--episodes 1000] [--repeats 2] [--source a2c]
 """
 
 from __future__ import annotations
@@ -224,7 +224,9 @@ def rate_in_child(root: str, source: str, env: str, learners: int, episodes: int
     return record
 
 
-def against_revision(revision: str, episodes: int, repeats: int) -> None:
+def against_revision(
+    revision: str, episodes: int, repeats: int, sources: tuple[str, ...] = ("q-learning", "a2c")
+) -> None:
     from pathlib import Path
 
     here = str(Path(__file__).resolve().parents[1])
@@ -237,7 +239,7 @@ def against_revision(revision: str, episodes: int, repeats: int) -> None:
             ["git", "-C", here, "archive", revision, "adbench"], check=True, capture_output=True
         ).stdout
         subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
-        for source in ("q-learning", "a2c"):
+        for source in sources:
             before, now = [], []
             for _ in range(repeats):
                 before.append(rate_in_child(old, source, "darkroom", 1300, episodes))
@@ -261,9 +263,13 @@ def main() -> None:
     parser.add_argument("--against", help="compare the sources with this git revision only")
     parser.add_argument("--episodes", type=int, default=1000, help="with --against")
     parser.add_argument("--repeats", type=int, default=2, help="with --against")
+    parser.add_argument(
+        "--source", action="append", choices=("q-learning", "a2c"), help="with --against"
+    )
     args = parser.parse_args()
     if args.against:
-        against_revision(args.against, args.episodes, args.repeats)
+        sources = tuple(args.source or ("q-learning", "a2c"))
+        against_revision(args.against, args.episodes, args.repeats, sources)
         return
 
     if not args.skip_sources:

@@ -102,6 +102,9 @@ def test_card_counts_and_checksums_match_the_files(bandit_repo: tuple[Path, Path
     assert meta["build_command"] in card
     assert "--tasks 6 --learners 2 --episodes 9 --every 2" in meta["build_command"]
     assert meta["counts"]["histories"] == 12 and meta["counts"]["kept_episodes_per_history"] == 5
+    # Which version of the source's histories these are (bumped when a seed's histories change).
+    assert meta["source"]["version"] == get_source(meta["source"]["name"]).version
+    assert f"(version {meta['source']['version']} of its histories" in card
     assert (repo / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

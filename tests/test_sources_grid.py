@@ -202,3 +202,44 @@ def test_the_histories_of_a_seed_are_pinned(case: tuple, digest: str) -> None:
             h.update(np.ascontiguousarray(array).tobytes())
         h.update(str((batch.episode, batch.expert)).encode())
     assert h.hexdigest()[:16] == digest
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_a2c_acting_logits_equal_the_update_forward(family_name: str) -> None:
+    """A2C acts with weighted weight-row sums (step_logits) and updates with batched
+    matmuls over the episode's features: the two give the same policy."""
+    from adbench.sources.a2c import (
+        MEMORY_CAP,
+        A2CConfig,
+        BatchedActorCritic,
+        episode_features,
+        reward_memory,
+        step_units,
+    )
+
+    family = get_family(family_name)
+    size, cap, horizon = int(family.observation_space.nvec[0]), MEMORY_CAP[family_name], 20
+    rng = np.random.default_rng(0)
+    observations = rng.integers(0, size, (7, horizon, 2))
+    rewards = (rng.random((7, horizon)) < 0.2).astype(np.float32)
+    network = BatchedActorCritic(
+        7, 2 * size + cap + 2, family.num_actions, A2CConfig(), torch.Generator().manual_seed(1)
+    )
+    with torch.no_grad():
+        # The heads start near zero (gain 0.01): scale them up so the test sees real logits.
+        network.weights[-2].mul_(100.0)
+        logits, _ = network(episode_features(observations, rewards, size, cap))
+        memory = reward_memory(rewards, cap)
+        for t in range(horizon):
+            units = np.concatenate(
+                [
+                    step_units(observations[:, t], memory[:, t], size),
+                    np.full((7, 1), 2 * size + cap + 1),
+                ],
+                axis=1,
+            )
+            values = torch.ones(7, 4)
+            values[:, 3] = t / horizon
+            step = network.step_logits(torch.from_numpy(units), values)
+            torch.testing.assert_close(step, logits[:, t], rtol=1e-5, atol=1e-5)
+    assert memory.max() <= cap and (cap == 0 or memory.max() == cap)

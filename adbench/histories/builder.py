@@ -391,7 +391,11 @@ def _assemble(
             "test_splits": list(family.test_splits),
             "split_fingerprints": {s: fingerprint(family.split(s)) for s in family.split_names},
         },
-        "source": {"name": config.source, "hyperparameters": source.config.to_dict()},
+        "source": {
+            "name": config.source,
+            "version": source.version,
+            "hyperparameters": source.config.to_dict(),
+        },
         "train_task_ids": task_ids.tolist(),
         "counts": {
             "histories": config.num_histories,

@@ -87,6 +87,10 @@ class SourceAlgorithm(ABC):
     name: ClassVar[str]
     families: ClassVar[tuple[str, ...]]
     config_cls: ClassVar[type[SourceConfig]] = SourceConfig
+    # The histories' version: the same seed, hyperparameters and version give the same
+    # histories bit for bit. A change that alters them bumps it (and says what changed in
+    # the source's doc); datasets record it beside the hyperparameters.
+    version: ClassVar[int] = 1
 
     def __init__(self, config: SourceConfig | None = None, **overrides: Any) -> None:
         config = config or self.config_cls()
