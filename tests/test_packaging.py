@@ -1,5 +1,6 @@
-"""adbench as a package: committed models carry the package's code, the declared package
-list is complete, and a wheel installed outside the checkout runs the pipeline."""
+"""adbench as a package: committed models carry the code they were scored with, the
+declared package list is complete, and a wheel installed outside the checkout runs the
+pipeline."""
 
 from __future__ import annotations
 
@@ -20,11 +21,36 @@ from adbench.models.loading import MODEL_CODE_FILES, model_code_differences, syn
 BASELINE_MODELS = sorted(p for p in (REPO_ROOT / "baselines" / "models").iterdir() if p.is_dir())
 
 
+def _scored_revisions(model_id: str) -> set[str]:
+    """The adbench commits the committed leaderboard entries of ``model_id`` were scored at."""
+    revisions = set()
+    for entry in (REPO_ROOT / "leaderboards").glob("*/*.json"):
+        summary = json.loads(entry.read_text())
+        if summary["model"]["id"] == model_id:
+            revisions.add(summary["adbench_git_revision"])
+    return revisions
+
+
 @pytest.mark.parametrize("model_dir", BASELINE_MODELS, ids=lambda p: p.name)
-def test_committed_models_carry_exactly_the_package_code(model_dir: Path) -> None:
-    # What a trust_remote_code user runs must be what the leaderboard ran: regenerate with
-    # `adbench models check-code --fix baselines/models/*` after changing adbench/models/.
-    assert model_code_differences(model_dir) == []
+def test_committed_models_carry_exactly_the_code_they_were_scored_with(model_dir: Path) -> None:
+    # What a trust_remote_code user runs must be what the leaderboard ran: a scored model
+    # keeps the adbench/models/ files of the commit its entries name (its revision, which
+    # the entries pin, covers them); a model on no board carries the package's, which
+    # `adbench models check-code --fix` writes.
+    revisions = _scored_revisions(f"ad-bench/{model_dir.name}")
+    if not revisions:
+        assert model_code_differences(model_dir) == []
+        return
+    for revision in revisions:
+        for name in MODEL_CODE_FILES[
+            json.loads((model_dir / "config.json").read_text())["model_type"]
+        ]:
+            scored = subprocess.run(
+                ["git", "-C", str(REPO_ROOT), "show", f"{revision}:adbench/models/{name}"],
+                capture_output=True,
+                check=True,
+            ).stdout
+            assert (model_dir / name).read_bytes() == scored, (model_dir.name, name, revision)
 
 
 def test_committed_models_load_with_their_own_code_alone() -> None:
