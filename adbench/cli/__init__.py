@@ -15,6 +15,7 @@ import typer
 from rich.markup import escape
 
 from adbench import __version__
+from adbench.allocator import retain_freed_memory
 from adbench.cli._console import make_console
 from adbench.cli.datasets import datasets_app
 from adbench.cli.envs import envs_app
@@ -100,6 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     written) becomes one line on stderr and exit status 2; an unexpected exception is a
     bug, reported on one line with exit status 1."""
     usage_errors = _usage_error_types()
+    retain_freed_memory()  # CPU steps stop page-faulting their tensors (adbench/allocator.py)
     try:
         # Not standalone: the parser's usage errors come back here, to be printed on one
         # line like every other error (Typer's own display is a multi-line panel).
