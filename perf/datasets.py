@@ -8,7 +8,10 @@
 4. With ``--against REV``: the Q-learning and A2C sources of this checkout against the same
    sources at git revision ``REV`` (the whole package at that commit, env code included,
    exported with ``git archive``) on Dark Room, 1,300 learners, interleaved in child
-   processes (best of ``--repeats`` each), and whether they play the same histories.
+   processes (best of ``--repeats`` each), and whether they play the same histories. This
+   checkout runs twice: with glibc's default allocator settings, and as ``adbench datasets
+   build`` runs it (freed memory kept in the process: ``adbench/allocator.py``); page faults
+   per episode are reported for all three.
 
 Usage::
 
@@ -190,9 +193,12 @@ def build_peak_memory(name: str) -> tuple[float, float]:
 # --- 4. sources against an earlier revision ---------------------------------------------
 
 _RATE_CHILD = """
-import hashlib, json, sys, time
+import hashlib, json, resource, sys, time
 import numpy as np
 import adbench
+if sys.argv[5] == "cli":  # as `adbench datasets build` runs it (adbench/allocator.py)
+    from adbench.allocator import retain_freed_memory
+    assert retain_freed_memory()
 from adbench.envs import get_family
 from adbench.sources import get_source
 source, env, learners, episodes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -200,24 +206,31 @@ family = get_family(env)
 tasks = family.split(family.train_split)
 tasks = tasks[np.arange(learners) % len(tasks)]
 digest = hashlib.sha256()
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 start = time.perf_counter()
 for batch in get_source(source).learn(family, tasks, episodes, seed=0):
     digest.update(batch.actions.tobytes())
 seconds = time.perf_counter() - start
+faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults
 print(json.dumps({"rate": learners * episodes * family.episode_length / seconds,
+                  "faults_per_episode": faults / episodes,
                   "package": adbench.__file__, "actions_sha256": digest.hexdigest()}))
 """
 
 
-def rate_in_child(root: str, source: str, env: str, learners: int, episodes: int) -> dict:
-    """Env steps per second of ``source`` with the adbench package found in ``root``."""
+def rate_in_child(
+    root: str, source: str, env: str, learners: int, episodes: int, allocator: str = "system"
+) -> dict:
+    """Env steps per second of ``source`` with the adbench package found in ``root``, with
+    glibc's default allocator settings (``system``) or as adbench's CLI sets them (``cli``)."""
     import json
     import os
 
     out = subprocess.run(
-        [sys.executable, "-c", _RATE_CHILD, source, env, str(learners), str(episodes)],
+        [sys.executable, "-c", _RATE_CHILD, source, env, str(learners), str(episodes), allocator],
         check=True, capture_output=True, text=True,
-        env={**os.environ, "PYTHONPATH": root}, cwd=root,  # -c puts the cwd first on sys.path
+        # -c puts the cwd first on sys.path
+        env={**os.environ, "PYTHONPATH": root, "ADBENCH_SYSTEM_MALLOC": "0"}, cwd=root,
     ).stdout  # fmt: skip
     record = json.loads(out.strip().splitlines()[-1])
     assert record["package"].startswith(root), f"{root} did not shadow adbench: {record}"
@@ -232,7 +245,17 @@ def against_revision(
     here = str(Path(__file__).resolve().parents[1])
     table = Table(title=f"sources on darkroom, 1,300 learners x {episodes} episodes: this checkout "
                   f"vs {revision} (best of {repeats}, interleaved)")  # fmt: skip
-    for column in ("source", f"{revision} steps/s", "now steps/s", "ratio", "same histories"):
+    columns = (
+        "source",
+        f"{revision} steps/s",
+        "now, glibc defaults",
+        "ratio",
+        "now, as the CLI runs it",
+        "ratio",
+        "page faults/episode (then, now, CLI)",
+        "same histories",
+    )
+    for column in columns:
         table.add_column(column)
     with tempfile.TemporaryDirectory(prefix="adbench-rev-") as old:
         archive = subprocess.run(
@@ -240,16 +263,24 @@ def against_revision(
         ).stdout
         subprocess.run(["tar", "-x", "-C", old], input=archive, check=True)
         for source in sources:
-            before, now = [], []
+            # The earlier revision ran with glibc's defaults (its CLI set nothing); this
+            # checkout both with them and as its CLI runs (freed memory kept).
+            runs: dict[str, list[dict]] = {"then": [], "now": [], "cli": []}
             for _ in range(repeats):
-                before.append(rate_in_child(old, source, "darkroom", 1300, episodes))
-                now.append(rate_in_child(here, source, "darkroom", 1300, episodes))
-            best_before = max(r["rate"] for r in before)
-            best_now = max(r["rate"] for r in now)
-            same = before[0]["actions_sha256"] == now[0]["actions_sha256"]
+                runs["then"].append(rate_in_child(old, source, "darkroom", 1300, episodes))
+                runs["now"].append(rate_in_child(here, source, "darkroom", 1300, episodes))
+                runs["cli"].append(
+                    rate_in_child(here, source, "darkroom", 1300, episodes, allocator="cli")
+                )
+            best = {key: max(r["rate"] for r in records) for key, records in runs.items()}
+            faults = ", ".join(
+                f"{min(r['faults_per_episode'] for r in runs[key]):,.0f}" for key in runs
+            )
+            same = runs["then"][0]["actions_sha256"] == runs["now"][0]["actions_sha256"]
             table.add_row(
-                source, f"{best_before:,.0f}", f"{best_now:,.0f}",
-                f"{best_now / best_before:.2f}x", "yes" if same else "no",
+                source, f"{best['then']:,.0f}", f"{best['now']:,.0f}",
+                f"{best['now'] / best['then']:.2f}x", f"{best['cli']:,.0f}",
+                f"{best['cli'] / best['then']:.2f}x", faults, "yes" if same else "no",
             )  # fmt: skip
     console.print(table)
 

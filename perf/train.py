@@ -13,8 +13,11 @@
 
 Usage::
 
-    python perf/train.py [--steps 60] [--batch-size 32] [--context 240]
-    python perf/train.py --against-fused [--blocks 6] [--block-steps 10]
+    python perf/train.py [--steps 60] [--batch-size 32] [--context 240] [--allocator system]
+    python perf/train.py --against-fused [--blocks 6] [--block-steps 10] [--allocator system]
+
+``--allocator cli`` (the default) keeps freed memory in the process as adbench's command
+line does (``adbench/allocator.py``); ``system`` leaves glibc's defaults.
 """
 
 from __future__ import annotations
@@ -31,10 +34,13 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
+from adbench.allocator import retain_freed_memory
 from adbench.histories.builder import build_dataset
 from adbench.histories.reader import HistoryArrays, WindowSampler
 from adbench.models import ADConfig, ADModel
 from adbench.training.train_ad import ADTrainArgs, batch_tensors, lr_lambda, train_ad
+
+console = Console(width=140)
 
 
 def matmul_flops(seconds: float = 2.0, size: int = 1024) -> float:
@@ -236,7 +242,6 @@ def against_fused(blocks: int, block_steps: int, batch_size: int) -> None:
         table.add_row(
             name, f"{rate:,.0f}", f"{rate / baseline:.2f}x", spread, f"{achieved / peak:.1%}"
         )
-    console = Console(width=140)
     console.print(table)
     console.print(
         f"matmul peak {peak / 1e9:,.1f} GFLOP/s; {flops_per_token(config, context) / 1e6:.2f} "
@@ -252,7 +257,16 @@ def main() -> None:
     parser.add_argument("--against-fused", action="store_true", help="section 1 only")
     parser.add_argument("--blocks", type=int, default=6, help="with --against-fused")
     parser.add_argument("--block-steps", type=int, default=10, help="with --against-fused")
+    parser.add_argument(
+        "--allocator",
+        choices=("cli", "system"),
+        default="cli",
+        help="keep freed memory as adbench's CLI does (adbench/allocator.py), or glibc's defaults",
+    )
     args_cli = parser.parse_args()
+    if args_cli.allocator == "cli":  # both loops of a section share the process and its setting
+        retain_freed_memory()
+    console.print(f"allocator: {args_cli.allocator}")
     if args_cli.against_fused:
         against_fused(args_cli.blocks, args_cli.block_steps, args_cli.batch_size)
         return
