@@ -5,7 +5,7 @@ adaptively) with a fresh ``mmap`` and gives freed memory at the top of the heap 
 kernel above its trim threshold. A CPU training step, a batched source's step or its update
 allocates and frees the same megabyte-sized tensors over and over, so with the defaults
 each of them faults its pages in again, and the kernel zeroes every page first: the darkroom
-recipe's AD step faulted ~3,100 pages, the 1,300-learner A2C ~16,700 per episode, and the
+recipe's AD step faulted ~3,100 pages, the 1,300-learner A2C 9,700-16,700 per episode, and the
 kernel's share of the CPU on this machine reached half while two such jobs ran. PyTorch's
 CPU performance guide recommends jemalloc or tcmalloc for the same reason; this sets glibc's
 own knobs (``mallopt``) instead, with nothing to install: blocks up to 32 MiB come from the
