@@ -39,12 +39,17 @@ print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 5
 """
 
 
-def faults_per_step(mode: str, **env: str) -> tuple[str, float]:
+def environment_without_allocator_settings() -> dict[str, str]:
+    """This process's environment less any allocator setting of the user's."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
     clean.pop("LD_PRELOAD", None)
+    return clean
+
+
+def faults_per_step(mode: str) -> tuple[str, float]:
     out = subprocess.run(
         [sys.executable, "-c", FAULTS_PER_STEP, mode],
-        env={**clean, **env},
+        env=environment_without_allocator_settings(),
         capture_output=True,
         text=True,
         check=True,
@@ -75,9 +80,10 @@ def test_a_training_step_stops_faulting_its_memory_in() -> None:
 )
 def test_a_users_own_allocator_settings_are_left_alone(env: dict[str, str]) -> None:
     script = "from adbench.allocator import retain_freed_memory; print(retain_freed_memory())"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_"))}
-    clean.pop("LD_PRELOAD", None)
     out = subprocess.run(
-        [sys.executable, "-c", script], env={**clean, **env}, capture_output=True, text=True
+        [sys.executable, "-c", script],
+        env={**environment_without_allocator_settings(), **env},
+        capture_output=True,
+        text=True,
     )
     assert out.stdout.strip() == "False", (env, out.stderr)

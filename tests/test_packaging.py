@@ -41,10 +41,9 @@ def test_committed_models_carry_exactly_the_code_they_were_scored_with(model_dir
     if not revisions:
         assert model_code_differences(model_dir) == []
         return
+    model_type = json.loads((model_dir / "config.json").read_text())["model_type"]
     for revision in revisions:
-        for name in MODEL_CODE_FILES[
-            json.loads((model_dir / "config.json").read_text())["model_type"]
-        ]:
+        for name in MODEL_CODE_FILES[model_type]:
             scored = subprocess.run(
                 ["git", "-C", str(REPO_ROOT), "show", f"{revision}:adbench/models/{name}"],
                 capture_output=True,
