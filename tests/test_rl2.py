@@ -313,11 +313,16 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("episodes_per_trial", "segment_episodes", "stop"),
-    [(2, None, 2), (4, 2, 3)],  # whole trials; segments, stopped inside a trial
+    ("episodes_per_trial", "segment_episodes", "stop", "anneal_lr"),
+    # whole trials; segments, stopped inside a trial, with the step size decaying
+    [(2, None, 2, False), (4, 2, 3, True)],
 )
 def test_a_stopped_run_resumes_exactly(
-    tmp_path: Path, episodes_per_trial: int, segment_episodes: int | None, stop: int
+    tmp_path: Path,
+    episodes_per_trial: int,
+    segment_episodes: int | None,
+    stop: int,
+    anneal_lr: bool,
 ) -> None:
     # Key-to-door: its envs draw random start cells, so the envs' stream is part of the state.
     args = RL2Args(
@@ -332,6 +337,8 @@ def test_a_stopped_run_resumes_exactly(
         hidden_size=16,
         rnn_type="lstm" if segment_episodes else "gru",
         seed=2,
+        learning_rate=1e-3,
+        anneal_lr=anneal_lr,
     )
     timing = ("steps_per_second", "elapsed_seconds")
 
@@ -351,6 +358,9 @@ def test_a_stopped_run_resumes_exactly(
         == stop
     )
     assert log_of(tmp_path / "straight") == log_of(tmp_path / "resumed")
+    # 1e-3 throughout, or from 1e-3 down by a fifth of it per update (5 updates).
+    expected = [1e-3 * (1 - i / 5) if anneal_lr else 1e-3 for i in range(5)]
+    assert [u["learning_rate"] for u in log_of(tmp_path / "resumed")] == pytest.approx(expected)
     a, b = straight.state_dict(), resumed.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not (tmp_path / "resumed" / "checkpoints").exists()  # a finished run keeps its model

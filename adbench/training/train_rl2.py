@@ -109,7 +109,11 @@ class RL2Args:
     """PPO updates (one trial per env each): ``total_updates x num_envs x
     episodes_per_trial x episode_length`` env steps per process."""
     learning_rate: PositiveFloat = 1e-3
-    """Adam step size (constant)."""
+    """Adam step size (constant, unless ``anneal_lr``)."""
+    anneal_lr: bool = False
+    """Decay the step size linearly from ``learning_rate`` towards 0 over ``total_updates``
+    (CleanRL's PPO default): the last updates move the policy little, so the run ends on
+    the policy it has reached rather than wherever a late large step threw it."""
     adam_eps: PositiveFloat = 1e-5
     """Adam epsilon (CleanRL's PPO value)."""
     gamma: UnitInterval = 0.99
@@ -426,6 +430,12 @@ def train_rl2(
 
     for update in range(done + 1, args.total_updates + 1):
         update_start = time.perf_counter()
+        # A function of the update alone, so a resumed run steps exactly as an unbroken one.
+        learning_rate = args.learning_rate * (
+            1.0 - (update - 1) / args.total_updates if args.anneal_lr else 1.0
+        )
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
         if progress.episodes_done == 0:  # a new trial: new tasks, from the zero state
             progress.task_indices = task_rng.integers(0, len(tasks), args.num_envs)
             env.set_tasks(tasks[progress.task_indices])
@@ -486,6 +496,7 @@ def train_rl2(
             "mean_trial_return": round(sum(per_episode), 4),
             "mean_optimal_return": round(reduced[-2], 4),
             "mean_random_return": round(reduced[-1], 4),
+            "learning_rate": learning_rate,
             **{k: round(v, 6) for k, v in loss_terms.items()},
             "steps_per_second": round(steps_per_update / (time.perf_counter() - update_start), 1),
             "elapsed_seconds": round(time.perf_counter() - started, 2),
