@@ -112,8 +112,7 @@ class RL2Args:
     """Adam step size (constant, unless ``anneal_lr``)."""
     anneal_lr: bool = False
     """Decay the step size linearly from ``learning_rate`` towards 0 over ``total_updates``
-    (CleanRL's PPO default): the last updates move the policy little, so the run ends on
-    the policy it has reached rather than wherever a late large step threw it."""
+    (CleanRL's PPO default): the last updates take ever smaller steps."""
     adam_eps: PositiveFloat = 1e-5
     """Adam epsilon (CleanRL's PPO value)."""
     gamma: UnitInterval = 0.99
