@@ -1,0 +1,113 @@
+"""Observation and step-input encoders shared by adbench's models.
+
+This file travels with saved models (``trust_remote_code``): it imports only torch, and
+the modeling files import it relatively.
+
+Observation kinds, as recorded in a model config:
+
+* ``"none"``: no observation to speak of (the bandit's constant ``Discrete(1)``).
+* ``"discrete"``: a vector of integer coordinates, each ``0 <= o_i < observation_high[i]``
+  (the grids' ``(x, y)``); each coordinate has its own embedding table, summed.
+* ``"image"``: ``H x W x C`` uint8 frames (Watermaze), encoded by the paper's conv stack:
+  per block conv (kernel 5, stride 2), BatchNorm, ReLU, max-pool 2, dropout; then linear.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+OBSERVATION_KINDS = ("none", "discrete", "image")
+
+
+class ImageEncoder(nn.Module):
+    """The AD paper's Watermaze encoder (channels configurable: 128 in the paper)."""
+
+    def __init__(
+        self, shape: Sequence[int], channels: Sequence[int], out_features: int, dropout: float
+    ) -> None:
+        super().__init__()
+        height, width, in_channels = shape
+        layers: list[nn.Module] = []
+        for out_channels in channels:
+            layers += [
+                nn.Conv2d(in_channels, out_channels, kernel_size=5, stride=2, padding=2),
+                nn.BatchNorm2d(out_channels),
+                nn.ReLU(),
+                nn.MaxPool2d(2, ceil_mode=True),
+                nn.Dropout(dropout),
+            ]
+            in_channels = out_channels
+            height, width = -(-height // 4), -(-width // 4)  # stride 2, then pool 2
+        self.conv = nn.Sequential(*layers)
+        self.proj = nn.Linear(in_channels * height * width, out_features)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, H, W, C]`` uint8 -> ``[N, out_features]``."""
+        x = frames.permute(0, 3, 1, 2).float().div_(255.0)
+        return self.proj(self.conv(x).flatten(1))
+
+
+class StepEncoder(nn.Module):
+    """Embeds one step's inputs, ``(o_t, a_{t-1}, r_{t-1}, new_episode_t)``, into a vector.
+
+    ``prev_action`` is ``-1`` at the very first step (no previous action); ``new_episode``
+    is true at the first step of every episode (the previous step ended an episode).
+    """
+
+    def __init__(
+        self,
+        hidden_size: int,
+        observation_type: str,
+        observation_shape: Sequence[int],
+        observation_high: Sequence[int],
+        num_actions: int,
+        image_channels: Sequence[int] = (32, 64, 64),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if observation_type not in OBSERVATION_KINDS:
+            raise ValueError(
+                f"observation_type must be one of {OBSERVATION_KINDS}, got {observation_type!r}"
+            )
+        self.observation_type = observation_type
+        self.num_actions = num_actions
+        if observation_type == "discrete":
+            self.coordinate_embeddings = nn.ModuleList(
+                nn.Embedding(int(high), hidden_size) for high in observation_high
+            )
+        elif observation_type == "image":
+            self.image_encoder = ImageEncoder(
+                observation_shape, image_channels, hidden_size, dropout
+            )
+        self.action_embedding = nn.Embedding(num_actions + 1, hidden_size)  # last row: "none"
+        self.reward_projection = nn.Linear(1, hidden_size)
+        self.new_episode_embedding = nn.Embedding(2, hidden_size)
+
+    def forward(
+        self,
+        observations: torch.Tensor,
+        prev_actions: torch.Tensor,
+        prev_rewards: torch.Tensor,
+        new_episode: torch.Tensor,
+    ) -> torch.Tensor:
+        """Inputs with any leading shape ``S`` (e.g. ``[B, T]``) -> ``[*S, hidden]``."""
+        lead = prev_actions.shape
+        x = self.action_embedding(torch.where(prev_actions < 0, self.num_actions, prev_actions))
+        # reward_projection is Linear(1, hidden): r * w + b, written as one addcmul (as a
+        # matrix product with an inner dimension of 1 it cost as much as a real layer).
+        projection = self.reward_projection
+        x = x + torch.addcmul(
+            projection.bias, prev_rewards.unsqueeze(-1).to(x.dtype), projection.weight[:, 0]
+        )
+        x = x + self.new_episode_embedding(new_episode.long())
+        if self.observation_type == "discrete":
+            obs = observations.long().reshape(*lead, -1)
+            for i, embedding in enumerate(self.coordinate_embeddings):
+                x = x + embedding(obs[..., i])
+        elif self.observation_type == "image":
+            frames = observations.reshape(-1, *observations.shape[len(lead) :])
+            x = x + self.image_encoder(frames).reshape(*lead, -1).to(x.dtype)
+        return x
