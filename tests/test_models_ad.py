@@ -423,3 +423,37 @@ def test_foreign_model_type_needs_trust_remote_code(tmp_path: Path) -> None:
     (tmp_path / "m" / "config.json").write_text(json.dumps(config))
     with pytest.raises(AdbenchError, match="--trust-remote-code"):
         load_model(tmp_path / "m")
+
+
+def test_pooled_image_encoder_sees_block_means_and_keeps_parameter_names() -> None:
+    # image_pool averages each 4x4 pixel block before the conv stack: a frame whose pixels
+    # are permuted within blocks encodes the same; changing one block's mean does not.
+    config = ADConfig(
+        observation_type="image",
+        observation_shape=[72, 96, 3],
+        observation_high=[],
+        num_actions=8,
+        image_channels=[8, 8],
+        image_pool=4,
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
+    model = ADModel(config).eval()
+    encoder = model.encoder.image_encoder
+    # 72 x 96 pooled to 18 x 24, then two blocks of stride 2 and max-pool 2: 2 x 2 x 8.
+    assert encoder.proj.in_features == 8 * 2 * 2
+    unpooled = ADModel(ADConfig(**{**config.to_dict(), "image_pool": 1}))
+    assert model.state_dict().keys() == unpooled.state_dict().keys()
+    frames = torch.randint(0, 256, (2, 72, 96, 3), dtype=torch.uint8)
+    # Reverse the pixel order inside every 4 x 4 block: each block's mean is unchanged.
+    blocks = frames.reshape(2, 18, 4, 24, 4, 3)
+    permuted = blocks.flip(2, 4).reshape(2, 72, 96, 3)
+    assert not torch.equal(permuted, frames)
+    changed = frames.clone()
+    changed[:, :36] = 255 - changed[:, :36]  # the top half's block means change
+    with torch.no_grad():
+        out, out_permuted, out_changed = (encoder(f) for f in (frames, permuted, changed))
+    torch.testing.assert_close(out_permuted, out, rtol=1e-5, atol=1e-5)
+    assert (out_changed - out).abs().max() > 0.1 * out.abs().max()
+    with pytest.raises(ValueError, match="image_pool"):
+        ADConfig(observation_type="image", observation_shape=[72, 96, 3], image_pool=0)

@@ -263,6 +263,7 @@ class ADModel(ADPreTrainedModel):
             config.num_actions,
             config.image_channels,
             config.dropout,
+            config.image_pool,
         )
         self.blocks = nn.ModuleList(ADBlock(config, i) for i in range(config.num_hidden_layers))
         self.ln_final = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)

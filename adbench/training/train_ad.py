@@ -98,6 +98,8 @@ class ADTrainArgs:
     image_channels: Annotated[list[Positive], Field(min_length=1)] = field(
         default_factory=lambda: [32, 64, 64]
     )
+    image_pool: Positive = 1
+    """Average-pool frames by this factor before the conv blocks (1: the paper's encoder)."""
     checkpoint_every: NonNegative = 500
     """Save a resumable checkpoint every this many optimiser steps (0: never)."""
     log_every: Positive = 25
@@ -221,6 +223,7 @@ def train_ad(
         dropout=args.dropout,
         attention_dropout=args.attention_dropout,
         image_channels=args.image_channels,
+        image_pool=args.image_pool,
         label_smoothing=args.label_smoothing,
         method=args.method,
         env_id=family.env_id,
