@@ -259,9 +259,9 @@ BENCHMARKS: dict[str, Benchmark] = {
         ),
         Benchmark(
             name="watermaze",
-            # 1.1: the source reference is the dataset's source, pose-q-learning (1.0: dqn;
-            # no entry was ever scored on 1.0).
-            version="1.1",
+            # 1.2: the source reference is the dataset's source again, dqn (1.1:
+            # pose-q-learning, the dataset's source then; 1.0: dqn, no entry scored).
+            version="1.2",
             env="watermaze",
             dataset="ad-bench/watermaze",
             scored_splits=("test",),
@@ -270,7 +270,7 @@ BENCHMARKS: dict[str, Benchmark] = {
             seeds=2,
             episodes=160,
             normalization="optimal",
-            source="pose-q-learning",
+            source="dqn",
             description="Watermaze: 50 held-out platforms x 2 seeds x 160 episodes",
             runs_fingerprint="4bf1cc42629fec3e",
         ),
