@@ -116,6 +116,27 @@ def test_ranking_within_the_current_version_and_older_ones_apart(
     assert "old@abababab" in readme.split("### darkroom v0.9")[1]
 
 
+def test_the_same_curves_under_a_new_benchmark_version_replace_the_older_entry(
+    tmp_path: Path, random_results: dict[str, Any]
+) -> None:
+    # A version change that leaves a policy's curves unchanged (e.g. a new source
+    # reference, which the optimal-normalised score does not use): the entry's file name is
+    # the same, and submitting again must move it to the current version, not keep the old.
+    boards = tmp_path / "boards"
+    row = lb.submit(boards, saved(random_results, tmp_path, "random"))
+    stored_path = boards / row["results_file"]
+    stored = read_results(stored_path)
+    stored["benchmark"]["version"] = "0.9"
+    stored_path.write_text(json.dumps(stored))
+    assert [e["id"] for e in lb.load_board(boards, "darkroom").older] == [row["id"]]
+    again = lb.submit(boards, saved(random_results, tmp_path, "random-again"))
+    assert again["new"] and again["id"] == row["id"]
+    board = lb.load_board(boards, "darkroom")
+    assert [e["id"] for e in board.entries] == [row["id"]] and board.older == []
+    assert read_results(stored_path)["benchmark"]["version"] == "1.0"
+    assert len(list((boards / "darkroom").glob("*.json"))) == 1
+
+
 def test_a_reference_replaces_its_older_entries(
     tmp_path: Path, random_results: dict[str, Any]
 ) -> None:

@@ -185,8 +185,10 @@ def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[
     Refused (:class:`AdbenchError`, nothing written) when the run is not the benchmark's
     standard protocol, when the curves are missing or are not the summary's, when the
     scores do not follow from the curves (``verify``). The same entry submitted again
-    changes nothing (the row returned has ``new`` False). A reference entry replaces the
-    older entries of the same reference.
+    changes nothing (the row returned has ``new`` False), unless the stored one was made
+    under another version of the benchmark: the same curves rescored under the current
+    version replace it (the entry's name depends on the curves, not on the version). A
+    reference entry replaces the older entries of the same reference.
     """
 
     results_file = Path(results_file)
@@ -214,8 +216,10 @@ def submit(directory: Path, results_file: Path, *, verify: bool = True) -> dict[
     with exclusive_lock(folder / LOCK_NAME):
         board = load_board(directory, benchmark)  # a corrupted board refuses, untouched
         if target.exists():
+            existing = read_entry(target)
             # The same model revision with the same curves: submitting again changes nothing.
-            return {**entry_view(read_entry(target), target, Path(directory)), "new": False}
+            if existing["benchmark"]["version"] == summary["benchmark"]["version"]:
+                return {**entry_view(existing, target, Path(directory)), "new": False}
         old_references = [
             Path(directory) / row["results_file"]
             for row in board.entries + board.older
