@@ -86,6 +86,7 @@ def test_check_code_finds_and_fixes_a_stale_copy(tmp_path: Path, cli) -> None:
 
     model = tmp_path / "ad"
     shutil.copytree(REPO_ROOT / "baselines" / "models" / "ad-darkroom", model)
+    sync_model_code(model)  # the baseline keeps the code it was scored with: start current
     weights = (model / "model.safetensors").read_bytes()
     (model / "modeling_ad.py").write_text("# an older copy\n")
     (model / "old_module.py").write_text("")
