@@ -183,6 +183,43 @@ def test_training_forward_draws_its_dropout_from_the_torch_seed() -> None:
     torch.testing.assert_close(model(**inputs).logits, model(**inputs).logits, rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("kind", ["none", "discrete"])
+def test_training_encoder_sums_the_same_embeddings_as_the_lookups(kind: str) -> None:
+    # In training the step encoder sums its tables through one multi-hot product (a faster
+    # backward); evaluation keeps the lookups. Same sums and gradients up to float rounding.
+    from adbench.models.observation_encoding import StepEncoder
+
+    torch.manual_seed(0)
+    discrete = kind == "discrete"
+    encoder = StepEncoder(16, kind, [2] if discrete else [], [9, 17] if discrete else [], 5)
+    g = torch.Generator().manual_seed(1)
+    shape = (3, 40)
+    inputs = (
+        torch.stack(
+            [torch.randint(0, 9, shape, generator=g), torch.randint(0, 17, shape, generator=g)], -1
+        )
+        if discrete
+        else torch.zeros(shape, dtype=torch.long),
+        torch.randint(-1, 5, shape, generator=g),
+        torch.randint(0, 2, shape, generator=g).float() * 0.5,
+        torch.rand(shape, generator=g) < 0.2,
+    )
+    upstream = torch.randn(*shape, 16, generator=g)
+    results = []
+    for training in (True, False):
+        encoder.train(training)
+        encoder.zero_grad()
+        out = encoder(*inputs)
+        out.backward(upstream)
+        grads = {n: p.grad.clone() for n, p in encoder.named_parameters() if p.grad is not None}
+        results.append((out.detach(), grads))
+    (train_out, train_grads), (eval_out, eval_grads) = results
+    torch.testing.assert_close(train_out, eval_out, rtol=0, atol=1e-5)
+    assert train_grads.keys() == eval_grads.keys() and len(train_grads) == (6 if discrete else 4)
+    for name in eval_grads:
+        torch.testing.assert_close(train_grads[name], eval_grads[name], rtol=1e-5, atol=1e-5)
+
+
 def test_save_and_load_in_process_and_fresh_process(tmp_path: Path) -> None:
     model = _tiny_model()
     model.config.env_name = "darkroom"

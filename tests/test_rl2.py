@@ -122,6 +122,33 @@ def test_initial_policy_is_near_uniform() -> None:
     assert (probs - 0.2).abs().max() < 0.05
 
 
+def test_reward_init_std_sets_the_reward_inputs_scale() -> None:
+    # The reward's projection is a [hidden, 1] column: orthogonal, it has unit norm (each
+    # entry ~1/sqrt(hidden)); with reward_init_std its entries have that std, like an
+    # embedding row's.
+    torch.manual_seed(0)
+    default = RL2Model(small_config()).encoder.reward_projection.weight
+    assert torch.linalg.vector_norm(default).item() == pytest.approx(1.0, abs=1e-5)
+    config = small_config()
+    config.reward_init_std = 1.0
+    torch.manual_seed(0)
+    model = RL2Model(config)
+    weight = model.encoder.reward_projection.weight
+    assert 0.7 < weight.std().item() < 1.3
+    assert torch.count_nonzero(model.encoder.reward_projection.bias) == 0
+    # A reward of 1 now moves the step's embedding as much as changing an action does.
+    inputs = random_inputs(config, 1, 2, seed=0)
+    inputs["prev_rewards"] = torch.tensor([[0.0, 1.0]])
+    inputs["prev_actions"] = torch.tensor([[2, 2]])
+    inputs["new_episode"] = torch.tensor([[False, False]])
+    inputs["observations"] = torch.tensor([[[4, 4], [4, 4]]])
+    with torch.no_grad():
+        embedded = model.encoder(**inputs)
+    assert torch.linalg.vector_norm(embedded[0, 1] - embedded[0, 0]) > 0.5 * 32**0.5
+    with pytest.raises(ValueError, match="reward_init_std"):
+        RL2Config(reward_init_std=0.0)
+
+
 REMOTE_LOAD = textwrap.dedent(
     """
     import sys
@@ -281,6 +308,32 @@ def test_rl2_learns_on_a_tiny_task_set(tmp_path: Path) -> None:
     assert isinstance(model, RL2Model)
     assert model.config.env_name == "bandit"
     assert model.config.episodes_per_trial == 2
+
+
+def test_reward_scale_scales_the_returns_not_the_rewards(tmp_path: Path) -> None:
+    # The value head is fitted to discounted returns of rewards x reward_scale (bandit:
+    # ~0.5 a pull, ~40 discounted); the rewards logged and fed to the policy stay raw.
+    records: dict[float, dict[str, Any]] = {}
+    for scale in (1.0, 0.05):
+        args = RL2Args(
+            env="bandit",
+            num_envs=8,
+            num_minibatches=2,
+            ppo_epochs=1,
+            episodes_per_trial=1,
+            total_updates=1,
+            hidden_size=16,
+            reward_scale=scale,
+            seed=5,
+        )
+        logged: list[dict[str, Any]] = []
+        train_rl2(args, tmp_path / str(scale), on_update=logged.append)
+        records[scale] = logged[0]
+    raw, scaled = records[1.0], records[0.05]
+    # The same first rollout (the same seed, nothing learned yet), logged unscaled.
+    assert raw["mean_return_per_episode"] == scaled["mean_return_per_episode"]
+    assert raw["mean_return_per_episode"][0] > 20
+    assert raw["value_loss"] > 50 * scaled["value_loss"], (raw["value_loss"], scaled["value_loss"])
 
 
 def test_training_is_deterministic(tmp_path: Path) -> None:

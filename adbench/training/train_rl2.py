@@ -119,6 +119,11 @@ class RL2Args:
     """Discount, applied across the episodes of a trial (only the trial's end is terminal)."""
     gae_lambda: UnitInterval = 0.95
     """GAE lambda."""
+    reward_scale: PositiveFloat = 1.0
+    """Rewards are multiplied by this for the returns and advantages only (the policy still
+    sees the raw reward as its input). Discounted across a long trial, Dark Room's returns
+    reach ~80, so the value loss's gradient swamps the policy's under the global norm
+    clip unless they are scaled down."""
     clip_coef: PositiveFloat = 0.2
     """PPO's probability-ratio clip."""
     entropy_coef: NonNegativeFloat = 0.01
@@ -139,6 +144,9 @@ class RL2Args:
     """``gru`` or ``lstm``."""
     num_rnn_layers: Positive = 1
     """Stacked recurrent layers."""
+    reward_init_std: PositiveFloat | None = None
+    """Initial scale of the reward's projection (see :class:`RL2Config`); ``None``: the
+    orthogonal initialisation of earlier adbench models."""
     seed: Seed = 0
     """Seeds the model's initialisation, the task sampling, the envs and the actions."""
     checkpoint_every: NonNegative = 100
@@ -164,6 +172,7 @@ def rl2_config(family: EnvFamily, args: RL2Args) -> RL2Config:
         hidden_size=args.hidden_size,
         rnn_type=args.rnn_type,
         num_rnn_layers=args.num_rnn_layers,
+        reward_init_std=args.reward_init_std,
         env_id=family.env_id,
         env_name=family.name,
         episode_length=family.episode_length,
@@ -446,7 +455,11 @@ def train_rl2(
         )
         last_value = segment_bootstrap(unwrapped, end, device) if continues else None
         advantages, returns = gae(
-            rollout.rewards, rollout.values, args.gamma, args.gae_lambda, last_value
+            rollout.rewards * args.reward_scale,
+            rollout.values,
+            args.gamma,
+            args.gae_lambda,
+            last_value,
         )
 
         stats_sum: dict[str, float] = {}
