@@ -34,6 +34,12 @@ class RL2Config(PretrainedConfig):
         num_rnn_layers: Number of stacked recurrent layers.
         image_channels: Output channels of each conv block of the image encoder.
         dropout: Dropout of the image encoder and between stacked recurrent layers.
+        reward_init_std: Standard deviation of the reward projection's initial weights
+            (normal), so that the previous reward enters the recurrent net at the scale
+            of an embedding row; ``None`` keeps the orthogonal initialisation of the
+            models before this field (a unit-norm column: the reward then enters at
+            ``1 / sqrt(hidden_size)`` of the other inputs' scale, and PPO takes hundreds
+            of updates to notice it).
         env_id: Gymnasium id of the environment family the model was trained on
             (``adbench/DarkRoom-v0``); informational.
         env_name: adbench short name of that family (``darkroom``); informational.
@@ -55,6 +61,7 @@ class RL2Config(PretrainedConfig):
         num_rnn_layers: int = 1,
         image_channels: Sequence[int] = (32, 64, 64),
         dropout: float = 0.0,
+        reward_init_std: float | None = None,
         env_id: str | None = None,
         env_name: str | None = None,
         episode_length: int | None = None,
@@ -71,6 +78,7 @@ class RL2Config(PretrainedConfig):
         self.num_rnn_layers = num_rnn_layers
         self.image_channels = [int(c) for c in image_channels]
         self.dropout = dropout
+        self.reward_init_std = reward_init_std
         self.env_id = env_id
         self.env_name = env_name
         self.episode_length = episode_length
@@ -98,6 +106,10 @@ class RL2Config(PretrainedConfig):
                 isinstance(value, bool) or not isinstance(value, int) or value < 1
             ):
                 raise ValueError(f"{name} must be a positive integer or None, got {value!r}")
+        if self.reward_init_std is not None and not float(self.reward_init_std) > 0.0:
+            raise ValueError(
+                f"reward_init_std must be positive or None, got {self.reward_init_std!r}"
+            )
         if not 0.0 <= float(self.dropout) < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if any(d < 1 for d in self.observation_shape):

@@ -73,6 +73,12 @@ class RL2PreTrainedModel(PreTrainedModel):
                     init.orthogonal_(param)
                 else:
                     init.zeros_(param)
+        elif (
+            module is getattr(getattr(self, "encoder", None), "reward_projection", None)
+            and self.config.reward_init_std is not None
+        ):
+            init.normal_(module.weight, mean=0.0, std=self.config.reward_init_std)
+            init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             if module is getattr(self, "policy_head", None):
                 gain = POLICY_INIT_STD
