@@ -377,3 +377,59 @@ def test_a_seed_group_of_two_trained_models_has_a_ci_over_seeds_and_tasks() -> N
     # The same seed gives the same interval.
     again = seed_group(COMMITTED, "darkroom", "AD", models, (1, 200), reps=500)
     assert [m.ci for m in again.marks] == [m.ci for m in group.marks]
+
+
+def _recorded_improvement(benchmark: str, model: str) -> float:
+    stem = model.replace("/", "__")
+    (path,) = (COMMITTED / benchmark).glob(f"{stem}-????????.json")
+    return json.loads(path.read_text())["score"]["metrics"]["improvement"]["mean"]
+
+
+def _improvement_per_task(benchmark: str, model: str) -> tuple[float, np.ndarray]:
+    """The mean over runs of a model's in-context improvement, and its per-task means."""
+    from adbench.evaluation.benchmarks import get_benchmark, runs_from_records
+    from adbench.evaluation.evaluate import normalized_returns
+
+    bench = get_benchmark(benchmark)
+    stem = model.replace("/", "__")
+    (path,) = (COMMITTED / benchmark).glob(f"{stem}-????????.runs.parquet")
+    table = pq.read_table(path)
+    returns = np.stack(table.column("returns").to_numpy(zero_copy_only=False))
+    runs = runs_from_records(
+        bench,
+        np.asarray(table.column("split").to_pylist()),
+        table.column("task_index").to_numpy(),
+        table.column("seed").to_numpy(),
+    )
+    normalized = normalized_returns(bench, runs, returns)
+    k = returns.shape[1] // 10
+    improvement = normalized[:, -k:].mean(axis=1) - normalized[:, :k].mean(axis=1)
+    tasks = np.unique(runs.task_key)
+    per_task = np.array([improvement[runs.task_key == task].mean() for task in tasks])
+    return float(improvement.mean()), per_task
+
+
+def test_a_seed_groups_improvement_is_the_iqm_over_seeds_and_tasks() -> None:
+    from adbench.evaluation.metrics import iqm
+    from adbench.leaderboards.seeds import markdown_table, seed_group
+
+    models = ["ad-bench/ad-darkroom", "ad-bench/ad-darkroom-seed1"]
+    group = seed_group(COMMITTED, "darkroom", "AD", models, (1,), reps=500)
+    per_model = [_improvement_per_task("darkroom", m) for m in models]
+    # The curves, normalised as the benchmark does, give each entry's recorded improvement.
+    for (mean_over_runs, _), model in zip(per_model, models, strict=True):
+        assert mean_over_runs == pytest.approx(_recorded_improvement("darkroom", model), abs=1e-9)
+    matrix = np.stack([per_task for _, per_task in per_model])  # [seeds, tasks]
+    assert group.improvement is not None
+    assert group.improvement.per_seed == pytest.approx([iqm(row) for row in matrix], abs=1e-9)
+    assert group.improvement.mean == pytest.approx(iqm(matrix), abs=1e-9)
+    low, high = group.improvement.ci
+    assert 0 < low <= group.improvement.mean <= high  # AD improves in context on Dark Room
+    assert (
+        markdown_table([group])
+        .rstrip()
+        .endswith(f"| {group.improvement.mean:.3f} [{low:.3f}, {high:.3f}] |")
+    )
+    # One model that does not learn: no interval, and about 0.
+    flat = seed_group(COMMITTED, "darkroom", "random", ["random"], (1,)).improvement
+    assert flat.ci is None and abs(flat.mean) < 0.01

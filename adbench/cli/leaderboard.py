@@ -182,7 +182,8 @@ def seeds(
 ) -> None:
     """Training-seed groups as one row each: the return at episode marks, mean over the
     seeds' models, with a 95% stratified-bootstrap CI over seeds x tasks, beside the paper's
-    numbers (markdown, for docs/results.md)."""
+    numbers, and the in-context improvement's IQM with its CI over seeds x tasks (markdown,
+    for docs/results.md)."""
     from adbench.errors import AdbenchError
     from adbench.evaluation.benchmarks import get_benchmark
     from adbench.leaderboards.seeds import markdown_table, seed_group

@@ -79,6 +79,31 @@ def _summaries(
     return out
 
 
+def normalized_returns(
+    benchmark: Benchmark,
+    runs: Runs,
+    returns: NDArray[np.float32],
+    source_curve: NDArray[np.float32] | None = None,
+) -> NDArray[np.float64]:
+    """Every run's normalised curve ``[runs, episodes]`` under ``benchmark``'s scoring:
+    ``(R - random) / (reference - random)`` per run's task, the reference being the optimal
+    return, or for a benchmark that normalises by the source, the source's mean curve on
+    the task (``source_curve``: the source learning from scratch on every run's task and
+    seed, needed then)."""
+    family = benchmark.family
+    random_return = family.random_return(runs.tasks)
+    if benchmark.normalization == "source":
+        if source_curve is None:
+            raise ValueError(f"{benchmark.label()} normalises by the source: pass its curve")
+        # The source's expected curve on each task: its return per episode averaged over the
+        # task's seeds (a single run's return makes a noisy denominator). The source itself
+        # then scores exactly 1 on average on every task, by construction.
+        reference = task_mean(source_curve, runs.task_key)
+    else:
+        reference = family.optimal_return(runs.tasks)[:, None]
+    return metrics.normalized_scores(returns, random_return[:, None], reference, degenerate="zero")
+
+
 def score_returns(
     benchmark: Benchmark,
     runs: Runs,
@@ -96,18 +121,7 @@ def score_returns(
     family = benchmark.family
     random_return = family.random_return(runs.tasks)
     optimal_return = family.optimal_return(runs.tasks)
-    if benchmark.normalization == "source":
-        if source_curve is None:
-            raise ValueError(f"{benchmark.label()} normalises by the source: pass its curve")
-        # The source's expected curve on each task: its return per episode averaged over the
-        # task's seeds (a single run's return makes a noisy denominator). The source itself
-        # then scores exactly 1 on average on every task, by construction.
-        reference = task_mean(source_curve, runs.task_key)
-    else:
-        reference = optimal_return[:, None]
-    normalized = metrics.normalized_scores(
-        returns, random_return[:, None], reference, degenerate="zero"
-    )
+    normalized = normalized_returns(benchmark, runs, returns, source_curve)
     splits: dict[str, Any] = {}
     for split in benchmark.splits:
         mask = runs.split == split

@@ -7,7 +7,12 @@ entries: its return at given episode marks is the mean over training seeds of th
 return over evaluation runs, with a 95% confidence interval from rliable's stratified
 bootstrap, taking the ``[training seeds, tasks]`` matrix of per-(seed, task) mean returns
 (evaluation seeds averaged within a task) and resampling the seeds within each task.
-With one seed the interval is over nothing and is not reported.
+With one seed the interval is over nothing and is not reported. The benchmark's
+in-context improvement (per run, the normalised return of the last 10% of episodes minus
+that of the first 10%) is aggregated over the same matrix, as an IQM (rliable's robust
+aggregate, which the leaderboards use: on the bandit, normalised by UCB's return, a few
+tasks' early episodes make the mean swing), because "does this method improve in context?"
+is a question about the method, whose interval must be over training seeds too.
 
 The paper's numbers (shared/PAPER.md, "Results") sit beside each row.
 """
@@ -21,7 +26,14 @@ from typing import Any
 import numpy as np
 
 from adbench.errors import AdbenchError
-from adbench.evaluation.metrics import mean, stratified_bootstrap_ci, task_matrix
+from adbench.evaluation.benchmarks import runs_from_records
+from adbench.evaluation.metrics import (
+    iqm,
+    mean,
+    run_metrics,
+    stratified_bootstrap_ci,
+    task_matrix,
+)
 from adbench.evaluation.results import read_runs
 from adbench.leaderboards.board import load_board
 
@@ -65,14 +77,20 @@ DEFAULT_MARKS: dict[str, tuple[int, ...]] = {
 
 
 @dataclass
-class MarkValue:
+class GroupValue:
+    """A seed group's value of one per-run quantity."""
+
+    mean: float  # the statistic over the [seeds, tasks] matrix of per-task means
+    ci: tuple[float, float] | None  # 95% stratified bootstrap over seeds x tasks
+    per_seed: list[float]  # the statistic over each seed's per-task means
+
+
+@dataclass
+class MarkValue(GroupValue):
     """A seed group's return at one episode mark."""
 
-    episode: int
-    mean: float  # mean over seeds of the mean over runs
-    ci: tuple[float, float] | None  # 95% stratified bootstrap over seeds x tasks
-    per_seed: list[float]
-    paper: float | None
+    episode: int = 0
+    paper: float | None = None
 
 
 @dataclass
@@ -84,6 +102,7 @@ class SeedGroup:
     model_ids: list[str]
     scores: list[float]  # each seed's score IQM
     marks: list[MarkValue] = field(default_factory=list)
+    improvement: GroupValue | None = None  # the benchmark's in-context improvement, IQM
 
 
 def seed_group(
@@ -103,7 +122,13 @@ def seed_group(
         raise AdbenchError(f"seed group {label!r} has no models")
     if len(set(model_ids)) != len(model_ids):
         raise AdbenchError(f"seed group {label!r} names a model twice: {', '.join(model_ids)}")
+    # Imported here: scoring pulls in torch, which reading a board does not need.
+    from adbench.evaluation.evaluate import normalized_returns
+    from adbench.evaluation.rollout import source_returns
+
     board = load_board(directory, benchmark)
+    bench = board.benchmark
+    source_curves: dict[str, np.ndarray] = {}  # by runs fingerprint: the same for every seed
     by_model: dict[str, list[dict[str, Any]]] = {}
     for entry in board.entries:
         by_model.setdefault(entry["model_id"], []).append(entry)
@@ -126,15 +151,26 @@ def seed_group(
         rl2 = "rl2" if model.get("model_type") == "adbench_rl2" else None
         methods.add(model.get("method") or rl2 or model["id"])
         runs = read_runs(directory / entry["results_file"], summary)
-        scored = np.isin(runs["split"], board.benchmark.scored_splits)
+        stored = runs_from_records(bench, runs["split"], runs["task_index"], runs["seed"])
+        source_curve = None
+        if bench.normalization == "source":
+            fingerprint = stored.fingerprint()
+            if fingerprint not in source_curves:
+                source_curves[fingerprint] = source_returns(
+                    bench.source, bench.family, stored.tasks, stored.seeds, runs["returns"].shape[1]
+                )
+            source_curve = source_curves[fingerprint]
+        normalized = normalized_returns(bench, stored, runs["returns"], source_curve)
+        improvement = run_metrics(runs["returns"], normalized)["improvement"]
+        scored = np.isin(runs["split"], bench.scored_splits)
         task_key = np.char.add(
             np.char.add(runs["split"][scored].astype(str), ":"),
             runs["task_index"][scored].astype(str),
         )
-        curves.append((task_key, runs["returns"][scored]))
+        curves.append((task_key, runs["returns"][scored], improvement[scored]))
         scores.append(float(entry["score_iqm"]))
     first_keys = curves[0][0]
-    for (keys, _), model_id in zip(curves[1:], model_ids[1:], strict=True):
+    for (keys, _, _), model_id in zip(curves[1:], model_ids[1:], strict=True):
         if not np.array_equal(np.sort(keys), np.sort(first_keys)):
             raise AdbenchError(f"{model_id} was scored on other tasks than {model_ids[0]}")
     episodes = curves[0][1].shape[1]
@@ -148,22 +184,21 @@ def seed_group(
         raise AdbenchError(f"seed group {label!r} mixes methods: {', '.join(sorted(methods))}")
     paper = PAPER_RETURNS.get(benchmark, {}).get(methods.pop(), {})
     group = SeedGroup(label, benchmark, list(model_ids), scores)
-    for mark in marks:
-        # [seeds, tasks]: each seed's mean return per task (its evaluation seeds averaged).
-        rows = [_task_means(keys, returns[:, mark - 1]) for keys, returns in curves]
-        matrix = np.stack(rows)
+
+    def over_seeds(per_run: list[np.ndarray], statistic: Any = mean) -> GroupValue:
+        # [seeds, tasks]: each seed's mean per task (its evaluation seeds averaged).
+        pairs = zip(curves, per_run, strict=True)
+        matrix = np.stack([_task_means(keys, values) for (keys, _, _), values in pairs])
         ci = None
         if len(model_ids) > 1:
-            ci = stratified_bootstrap_ci(matrix, mean, reps=reps, seed=seed)
-        group.marks.append(
-            MarkValue(
-                episode=mark,
-                mean=float(matrix.mean()),
-                ci=ci,
-                per_seed=[float(row.mean()) for row in rows],
-                paper=paper.get(mark),
-            )
-        )
+            ci = stratified_bootstrap_ci(matrix, statistic, reps=reps, seed=seed)
+        per_seed = [float(statistic(row)) for row in matrix]
+        return GroupValue(float(statistic(matrix)), ci, per_seed)
+
+    for mark in marks:
+        value = over_seeds([returns[:, mark - 1] for _, returns, _ in curves])
+        group.marks.append(MarkValue(**vars(value), episode=mark, paper=paper.get(mark)))
+    group.improvement = over_seeds([improvement for _, _, improvement in curves], iqm)
     return group
 
 
@@ -172,12 +207,20 @@ def _task_means(task_key: np.ndarray, values: np.ndarray) -> np.ndarray:
     return task_matrix(values, task_key).mean(axis=0)
 
 
+def _with_ci(value: GroupValue) -> str:
+    text = f"{value.mean:.3f}"
+    if value.ci is not None:
+        text += f" [{value.ci[0]:.3f}, {value.ci[1]:.3f}]"
+    return text
+
+
 def markdown_table(groups: list[SeedGroup]) -> str:
     """A results table: one row per group, one column per mark (mean [95% CI] (paper))."""
     if not groups:
         return ""
     marks = [m.episode for m in groups[0].marks]
     header = ["method", "seeds", "score IQM per seed"] + [f"return ep {m}" for m in marks]
+    header.append("improvement IQM")
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for group in groups:
         cells = [group.label, str(len(group.model_ids))]
@@ -189,5 +232,6 @@ def markdown_table(groups: list[SeedGroup]) -> str:
             if value.paper is not None:
                 text += f" (paper {value.paper:g})"
             cells.append(text)
+        cells.append(_with_ci(group.improvement) if group.improvement is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
