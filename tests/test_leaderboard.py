@@ -333,7 +333,7 @@ def test_a_seed_group_of_one_model_reports_its_mean_return_at_each_mark() -> Non
     assert [m.episode for m in group.marks] == [1, 200, 1000]
     for mark in group.marks:
         # 16 tasks x 5 seeds: the mean over tasks of task means is the plain mean.
-        assert mark.mean == pytest.approx(returns[:, mark.episode - 1].mean(), abs=1e-6)
+        assert mark.value == pytest.approx(returns[:, mark.episode - 1].mean(), abs=1e-6)
         assert mark.ci is None  # one seed: no interval over seeds
     assert [m.paper for m in group.marks] == [None, 9.6, 14.1]
     table = markdown_table([group])
@@ -371,9 +371,9 @@ def test_a_seed_group_of_two_trained_models_has_a_ci_over_seeds_and_tasks() -> N
     for mark in group.marks:
         expected = [returns[:, mark.episode - 1].mean() for returns in per_model]
         assert mark.per_seed == pytest.approx(expected, abs=1e-6)
-        assert mark.mean == pytest.approx(np.mean(expected), abs=1e-6)
+        assert mark.value == pytest.approx(np.mean(expected), abs=1e-6)
         low, high = mark.ci
-        assert low <= mark.mean <= high and high - low > 0
+        assert low <= mark.value <= high and high - low > 0
     # The same seed gives the same interval.
     again = seed_group(COMMITTED, "darkroom", "AD", models, (1, 200), reps=500)
     assert [m.ci for m in again.marks] == [m.ci for m in group.marks]
@@ -422,14 +422,14 @@ def test_a_seed_groups_improvement_is_the_iqm_over_seeds_and_tasks() -> None:
     matrix = np.stack([per_task for _, per_task in per_model])  # [seeds, tasks]
     assert group.improvement is not None
     assert group.improvement.per_seed == pytest.approx([iqm(row) for row in matrix], abs=1e-9)
-    assert group.improvement.mean == pytest.approx(iqm(matrix), abs=1e-9)
+    assert group.improvement.value == pytest.approx(iqm(matrix), abs=1e-9)
     low, high = group.improvement.ci
-    assert 0 < low <= group.improvement.mean <= high  # AD improves in context on Dark Room
+    assert 0 < low <= group.improvement.value <= high  # AD improves in context on Dark Room
     assert (
         markdown_table([group])
         .rstrip()
-        .endswith(f"| {group.improvement.mean:.3f} [{low:.3f}, {high:.3f}] |")
+        .endswith(f"| {group.improvement.value:.3f} [{low:.3f}, {high:.3f}] |")
     )
     # One model that does not learn: no interval, and about 0.
     flat = seed_group(COMMITTED, "darkroom", "random", ["random"], (1,)).improvement
-    assert flat.ci is None and abs(flat.mean) < 0.01
+    assert flat.ci is None and abs(flat.value) < 0.01

@@ -78,16 +78,17 @@ DEFAULT_MARKS: dict[str, tuple[int, ...]] = {
 
 @dataclass
 class GroupValue:
-    """A seed group's value of one per-run quantity."""
+    """A seed group's statistic of one per-run quantity: the mean for returns, the IQM for
+    the improvement."""
 
-    mean: float  # the statistic over the [seeds, tasks] matrix of per-task means
+    value: float  # the statistic over the [seeds, tasks] matrix of per-task means
     ci: tuple[float, float] | None  # 95% stratified bootstrap over seeds x tasks
     per_seed: list[float]  # the statistic over each seed's per-task means
 
 
 @dataclass
 class MarkValue(GroupValue):
-    """A seed group's return at one episode mark."""
+    """A seed group's mean return at one episode mark."""
 
     episode: int = 0
     paper: float | None = None
@@ -208,7 +209,7 @@ def _task_means(task_key: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def _with_ci(value: GroupValue) -> str:
-    text = f"{value.mean:.3f}"
+    text = f"{value.value:.3f}"
     if value.ci is not None:
         text += f" [{value.ci[0]:.3f}, {value.ci[1]:.3f}]"
     return text
@@ -226,7 +227,7 @@ def markdown_table(groups: list[SeedGroup]) -> str:
         cells = [group.label, str(len(group.model_ids))]
         cells.append(", ".join(f"{s:.3f}" for s in group.scores))
         for value in group.marks:
-            text = f"{value.mean:.2f}"
+            text = f"{value.value:.2f}"
             if value.ci is not None:
                 text += f" [{value.ci[0]:.2f}, {value.ci[1]:.2f}]"
             if value.paper is not None:
