@@ -79,6 +79,17 @@ def _summaries(
     return out
 
 
+def normalizing_source_curve(
+    benchmark: Benchmark, runs: Runs, episodes: int
+) -> NDArray[np.float32] | None:
+    """The source learning from scratch on every run's task and seed, when ``benchmark``
+    normalises by it (the ``source_curve`` that :func:`normalized_returns` and
+    :func:`score_returns` then need); None for a benchmark normalised by the optimum."""
+    if benchmark.normalization != "source":
+        return None
+    return source_returns(benchmark.source, benchmark.family, runs.tasks, runs.seeds, episodes)
+
+
 def normalized_returns(
     benchmark: Benchmark,
     runs: Runs,

@@ -90,9 +90,8 @@ def verify_summary(summary: dict[str, Any], path: Path) -> None:
     """Raise AdbenchError naming the first way the results at ``path`` are not what their
     curves give (see the module docstring; the model check is :func:`check_model`)."""
     # Imported here: scoring pulls in torch, which reading a board does not need.
-    from adbench.evaluation.evaluate import score_returns
+    from adbench.evaluation.evaluate import normalizing_source_curve, score_returns
     from adbench.evaluation.results import read_runs
-    from adbench.evaluation.rollout import source_returns
 
     runs = read_runs(path, summary)
     submission = summary.get("submission")
@@ -114,11 +113,7 @@ def verify_summary(summary: dict[str, Any], path: Path) -> None:
             f"recorded {summary['protocol']['runs_fingerprint']}"
         )
     returns = runs["returns"]
-    source_curve = None
-    if bench.normalization == "source":
-        source_curve = source_returns(
-            bench.source, bench.family, stored.tasks, stored.seeds, returns.shape[1]
-        )
+    source_curve = normalizing_source_curve(bench, stored, returns.shape[1])
     recomputed = score_returns(
         bench, stored, returns, seed=summary["protocol"]["seed"], source_curve=source_curve
     )

@@ -19,6 +19,7 @@ The paper's numbers (shared/PAPER.md, "Results") sit beside each row.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -124,12 +125,11 @@ def seed_group(
     if len(set(model_ids)) != len(model_ids):
         raise AdbenchError(f"seed group {label!r} names a model twice: {', '.join(model_ids)}")
     # Imported here: scoring pulls in torch, which reading a board does not need.
-    from adbench.evaluation.evaluate import normalized_returns
-    from adbench.evaluation.rollout import source_returns
+    from adbench.evaluation.evaluate import normalized_returns, normalizing_source_curve
 
     board = load_board(directory, benchmark)
     bench = board.benchmark
-    source_curves: dict[str, np.ndarray] = {}  # by runs fingerprint: the same for every seed
+    source_curves: dict[str, np.ndarray | None] = {}  # by runs fingerprint: one per protocol
     by_model: dict[str, list[dict[str, Any]]] = {}
     for entry in board.entries:
         by_model.setdefault(entry["model_id"], []).append(entry)
@@ -153,14 +153,12 @@ def seed_group(
         methods.add(model.get("method") or rl2 or model["id"])
         runs = read_runs(directory / entry["results_file"], summary)
         stored = runs_from_records(bench, runs["split"], runs["task_index"], runs["seed"])
-        source_curve = None
-        if bench.normalization == "source":
-            fingerprint = stored.fingerprint()
-            if fingerprint not in source_curves:
-                source_curves[fingerprint] = source_returns(
-                    bench.source, bench.family, stored.tasks, stored.seeds, runs["returns"].shape[1]
-                )
-            source_curve = source_curves[fingerprint]
+        fingerprint = stored.fingerprint()
+        if fingerprint not in source_curves:
+            source_curves[fingerprint] = normalizing_source_curve(
+                bench, stored, runs["returns"].shape[1]
+            )
+        source_curve = source_curves[fingerprint]
         normalized = normalized_returns(bench, stored, runs["returns"], source_curve)
         improvement = run_metrics(runs["returns"], normalized)["improvement"]
         scored = np.isin(runs["split"], bench.scored_splits)
@@ -186,7 +184,7 @@ def seed_group(
     paper = PAPER_RETURNS.get(benchmark, {}).get(methods.pop(), {})
     group = SeedGroup(label, benchmark, list(model_ids), scores)
 
-    def over_seeds(per_run: list[np.ndarray], statistic: Any = mean) -> GroupValue:
+    def over_seeds(per_run: list[np.ndarray], statistic: Callable[..., Any] = mean) -> GroupValue:
         # [seeds, tasks]: each seed's mean per task (its evaluation seeds averaged).
         pairs = zip(curves, per_run, strict=True)
         matrix = np.stack([_task_means(keys, values) for (keys, _, _), values in pairs])
@@ -208,10 +206,10 @@ def _task_means(task_key: np.ndarray, values: np.ndarray) -> np.ndarray:
     return task_matrix(values, task_key).mean(axis=0)
 
 
-def _with_ci(value: GroupValue) -> str:
-    text = f"{value.value:.3f}"
+def _with_ci(value: GroupValue, digits: int) -> str:
+    text = f"{value.value:.{digits}f}"
     if value.ci is not None:
-        text += f" [{value.ci[0]:.3f}, {value.ci[1]:.3f}]"
+        text += f" [{value.ci[0]:.{digits}f}, {value.ci[1]:.{digits}f}]"
     return text
 
 
@@ -227,12 +225,10 @@ def markdown_table(groups: list[SeedGroup]) -> str:
         cells = [group.label, str(len(group.model_ids))]
         cells.append(", ".join(f"{s:.3f}" for s in group.scores))
         for value in group.marks:
-            text = f"{value.value:.2f}"
-            if value.ci is not None:
-                text += f" [{value.ci[0]:.2f}, {value.ci[1]:.2f}]"
+            text = _with_ci(value, 2)
             if value.paper is not None:
                 text += f" (paper {value.paper:g})"
             cells.append(text)
-        cells.append(_with_ci(group.improvement) if group.improvement is not None else "")
+        cells.append(_with_ci(group.improvement, 3) if group.improvement is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
