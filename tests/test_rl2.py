@@ -437,3 +437,60 @@ def test_segments_carry_the_trial_and_a_whole_trial_segment_changes_nothing(
     assert all(len(u["mean_return_per_episode"]) == 1 for u in updates)
     with pytest.raises(AdbenchError, match="must divide episodes_per_trial"):
         build_args(RL2Args, [("the test", {**base, "segment_episodes": 3})])
+
+
+def test_init_from_starts_a_run_from_a_published_models_weights(tmp_path: Path) -> None:
+    import hashlib
+
+    from adbench.models.publishing import publish_model
+    from adbench.training.train_rl2 import load_initial_weights
+
+    args = RL2Args(
+        env="darkroom",
+        num_envs=4,
+        num_minibatches=2,
+        ppo_epochs=1,
+        episodes_per_trial=2,
+        total_updates=2,
+        hidden_size=16,
+        seed=1,
+    )
+    first = train_rl2(args, tmp_path / "first")
+    hub = tmp_path / "hub"
+    publish_model(tmp_path / "first", "me/rl2-first", hub=hub)
+
+    # The weights loaded are the published ones exactly, whatever the fresh model's seed.
+    second_args = RL2Args(
+        **{
+            **vars(args),
+            "seed": 5,
+            "entropy_coef": 0.0,
+            "init_from": "me/rl2-first",
+            "hub": str(hub),
+            "total_updates": 1,
+        }
+    )
+    fresh = RL2Model(rl2_config(get_family("darkroom"), second_args))
+    identity = load_initial_weights(fresh, second_args)
+    assert all(torch.equal(v, first.state_dict()[k]) for k, v in fresh.state_dict().items())
+    weights = (tmp_path / "first" / "model.safetensors").read_bytes()
+    assert identity["weights_sha256"] == hashlib.sha256(weights).hexdigest()
+    assert identity["revision"] is not None and len(identity["revision"]) == 40
+
+    # A second stage records where it started; its card names the base model.
+    train_rl2(second_args, tmp_path / "second")
+    log = json.loads((tmp_path / "second" / "training_log.json").read_text())
+    assert log["initial_weights"] == identity
+    card = (tmp_path / "second" / "README.md").read_text()
+    assert "base_model: me/rl2-first" in card
+    assert identity["weights_sha256"] in card
+    # Without init_from the run starts from its own initialisation, and says so.
+    first_log = json.loads((tmp_path / "first" / "training_log.json").read_text())
+    assert first_log["initial_weights"] is None
+
+    # Another architecture is refused, naming what differs.
+    wider = RL2Args(**{**vars(second_args), "hidden_size": 32})
+    with pytest.raises(AdbenchError, match="hidden_size: 16 there, 32 here"):
+        train_rl2(wider, tmp_path / "wider")
+    with pytest.raises(AdbenchError, match="does not exist"):
+        train_rl2(RL2Args(**{**vars(second_args), "init_from": "./nowhere"}), tmp_path / "x")

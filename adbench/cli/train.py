@@ -118,7 +118,8 @@ def train_rl2_command(
     hub: str = HubOption,
     set_: list[str] = SetOption,
 ) -> None:
-    """RL^2: a recurrent policy meta-trained online with PPO (no dataset; --hub unused)."""
+    """RL^2: a recurrent policy meta-trained online with PPO (no dataset; --hub serves
+    init_from)."""
     from adbench.envs import get_family
     from adbench.fileio import check_writable_dir
     from adbench.hub import hub_root
@@ -126,8 +127,8 @@ def train_rl2_command(
     from adbench.training.train_rl2 import RL2Args, train_rl2
     from adbench.validation import build_args
 
-    hub_root(hub)  # unused by RL^2, but a bad one is still an error
-    options = {"env": env, "total_updates": max_steps, "seed": seed}
+    hub_root(hub)  # a bad one is an error even when no init_from needs it
+    options = {"env": env, "total_updates": max_steps, "seed": seed, "hub": hub}
     args = build_args(RL2Args, argument_layers("rl2", recipe, set_, options))
     family = get_family(args.env)  # an unknown env or split fails before any work
     family.split(args.split or family.train_split)

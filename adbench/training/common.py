@@ -139,6 +139,9 @@ def write_model_card(
     method_key = getattr(config, "method", "rl2")
     has_plot = _loss_plot(log, Path(output_dir) / "training_curve.png")
     dataset_id = getattr(config, "dataset_id", None)
+    initial = log.get("initial_weights")
+    # The card's base_model is a hub id; a directory stays in the text only.
+    base_model = initial["id"] if initial and not Path(initial["id"]).is_dir() else None
     tags = ["adbench", "in-context-reinforcement-learning", method_key, config.env_name]
     card_data = ModelCardData(
         library_name="transformers",
@@ -146,6 +149,7 @@ def write_model_card(
         pipeline_tag="reinforcement-learning",
         tags=tags,
         datasets=[dataset_id] if dataset_id else None,
+        base_model=base_model,
     )
     data_line = (
         f"`{dataset_id}` (config `{config.dataset_config}`, revision `{config.dataset_revision}`)"
@@ -154,6 +158,11 @@ def write_model_card(
     )
     if dataset_metadata:
         data_line += f", built with `{dataset_metadata['build_command']}`"
+    if initial:
+        data_line += (
+            f", starting from the weights of `{initial['id']}` (revision "
+            f"`{initial['revision']}`, model.safetensors sha256 `{initial['weights_sha256']}`)"
+        )
     hyper = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in sorted(args.items()))
     compute = "\n".join(f"| {k} | {v} |" for k, v in log.get("compute", {}).items())
     prov = provenance()

@@ -147,6 +147,15 @@ class RL2Args:
     reward_init_std: PositiveFloat | None = None
     """Initial scale of the reward's projection (see :class:`RL2Config`); ``None``: the
     orthogonal initialisation of earlier adbench models."""
+    init_from: str | None = None
+    """Start from the weights of this RL^2 model (hub id, local hub first, or directory;
+    safetensors only) instead of a fresh initialisation: a second training stage with
+    other knobs, e.g. a smaller entropy bonus once the policy has learnt to explore. Its
+    architecture must be the one these arguments make; the optimiser starts fresh. The
+    training log records its revision and weights digest; the card names it as the base
+    model."""
+    hub: str | None = None
+    """Local hub directory for ``init_from`` (default: ``$ADBENCH_HUB`` or the user cache)."""
     seed: Seed = 0
     """Seeds the model's initialisation, the task sampling, the envs and the actions."""
     checkpoint_every: NonNegative = 100
@@ -178,6 +187,55 @@ def rl2_config(family: EnvFamily, args: RL2Args) -> RL2Config:
         episode_length=family.episode_length,
         episodes_per_trial=args.episodes_per_trial,
     )
+
+
+# Config fields that do not shape the weights: transformers' bookkeeping, the initial
+# scale of one projection, and the trial length the model was trained on.
+NON_ARCHITECTURE_FIELDS = frozenset(
+    {
+        "architectures",
+        "auto_map",
+        "dtype",
+        "torch_dtype",
+        "transformers_version",
+        "_name_or_path",
+        "reward_init_std",
+        "episodes_per_trial",
+    }
+)
+
+
+def load_initial_weights(model: RL2Model, args: RL2Args) -> dict[str, str | None]:
+    """Load ``args.init_from``'s weights into ``model`` (whose config the arguments made)
+    and return what identifies them: the id, its content revision and the weights'
+    sha256. Raises AdbenchError if its architecture differs from the model's."""
+    from safetensors.torch import load_file
+
+    from adbench.hub import repo_revision
+    from adbench.hub_storage import file_digest
+    from adbench.models.loading import WEIGHTS_FILE, check_model_dir, model_dir
+
+    assert args.init_from is not None
+    path = model_dir(args.init_from, hub=args.hub)
+    parent = check_model_dir(path)
+    ours = model.config.to_diff_dict()  # what save_pretrained writes to config.json
+    differing = sorted(
+        key
+        for key in set(parent) | set(ours)
+        if key not in NON_ARCHITECTURE_FIELDS and parent.get(key) != ours.get(key)
+    )
+    if differing:
+        shown = ", ".join(f"{k}: {parent.get(k)!r} there, {ours.get(k)!r} here" for k in differing)
+        raise AdbenchError(
+            f"init_from {args.init_from} is not the model these arguments make ({shown}): "
+            "give the recipe it was trained with, or another model"
+        )
+    model.load_state_dict(load_file(str(path / WEIGHTS_FILE)))
+    return {
+        "id": args.init_from,
+        "revision": repo_revision(path),
+        "weights_sha256": file_digest(path / WEIGHTS_FILE).sha256,
+    }
 
 
 @dataclass
@@ -406,6 +464,7 @@ def train_rl2(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         model = RL2Model(config)
+    initial_weights = load_initial_weights(model, args) if args.init_from else None
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate, eps=args.adam_eps)
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped: RL2Model = accelerator.unwrap_model(model)
@@ -423,6 +482,7 @@ def train_rl2(
         "args": asdict(args),
         "env_id": family.env_id,
         "num_processes": accelerator.num_processes,
+        "initial_weights": initial_weights,
         "updates": [],
     }
     output_dir = Path(output_dir)
