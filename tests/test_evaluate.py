@@ -45,6 +45,47 @@ def test_ucb_scores_one_on_the_bandit_normalisation() -> None:
     assert "cumulative_regret" in results["splits"]["test-even"]
 
 
+def test_check_splits_are_played_and_reported_but_not_scored() -> None:
+    bench = get_benchmark("darkroom")
+    plain = evaluate(bench, "tiny", model=_tiny_ad(), episodes=3, seeds=1)
+    checked = evaluate(bench, "tiny", model=_tiny_ad(), episodes=3, seeds=1, check_splits=["train"])
+    train = checked["splits"]["train"]
+    assert train["scored"] is False and checked["splits"]["test"]["scored"] is True
+    assert train["num_runs"] == len(bench.family.split("train"))
+    # The held-out runs and the score are those of the standard run, exactly.
+    assert checked["score"] == plain["score"]
+    assert checked["splits"]["test"] == plain["splits"]["test"]
+    assert checked["references"] == plain["references"]
+    assert checked["protocol"]["standard"] is False
+    assert any("--check-splits train" in d for d in checked["protocol"]["deviations"])
+    test_rows = checked["runs"]["split"] == "test"
+    assert np.array_equal(checked["runs"]["returns"][test_rows], plain["runs"]["returns"])
+    for bad, message in ((["trian"], "no such split"), (["test"], "plays it already")):
+        with pytest.raises(AdbenchError, match=message):
+            evaluate(bench, "random", episodes=1, check_splits=bad)
+
+
+def test_cli_refuses_to_submit_a_run_with_check_splits(tmp_path: Path, cli_here) -> None:
+    result = cli_here(
+        "evaluate",
+        "--model",
+        "random",
+        "--benchmark",
+        "darkroom",
+        "--check-splits",
+        "train",
+        "--submit",
+        "--allow-dirty",
+        "--leaderboards",
+        str(tmp_path / "boards"),
+        "--hub",
+        str(tmp_path / "hub"),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--check-splits train (reported, not scored)" in result.stderr
+    assert not (tmp_path / "boards" / "darkroom").exists()
+
+
 def _tiny_ad() -> ADModel:
     torch.manual_seed(0)
     config = ADConfig(

@@ -87,6 +87,12 @@ def evaluate_command(
     prompt_epsilon: float = typer.Option(
         0.0, "--prompt-epsilon", min=0.0, max=1.0, help="Random-action rate of the demonstrations."
     ),
+    check_splits: str = typer.Option(
+        None,
+        "--check-splits",
+        help="More of the env's splits to play and report, not scored, comma-separated "
+        "(e.g. train: the gap between training and held-out tasks); never ranked.",
+    ),
     trust_remote_code: bool = typer.Option(
         False, "--trust-remote-code", help="Allow running code shipped with the model."
     ),
@@ -126,6 +132,7 @@ def evaluate_command(
             allow_dirty,
             on_start=lambda total: progress.update(bar, total=total or None),
             on_episode=lambda n: progress.advance(bar, n),
+            check_splits=[name.strip() for name in (check_splits or "").split(",") if name.strip()],
         )
     if scored.path is None:
         return  # a non-main process of `accelerate launch`: the main one reports

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -83,12 +84,39 @@ class Benchmark:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "env_id": self.family.env_id}
 
+    def with_check_splits(self, extra: Sequence[str]) -> Benchmark:
+        """This benchmark with the family's splits ``extra`` played too and reported beside
+        its own, not scored: ``train`` shows how far returns on held-out tasks fall from
+        those on the tasks a model was trained on. Raises AdbenchError naming a split the
+        family lacks or the benchmark already plays."""
+        for split in extra:
+            if split not in self.family.split_names:
+                raise AdbenchError(
+                    f"--check-splits {split}: {self.family.name} has no such split; its "
+                    f"splits are {', '.join(self.family.split_names)}"
+                )
+            if split in self.splits or list(extra).count(split) > 1:
+                raise AdbenchError(
+                    f"--check-splits {split}: {self.label()} plays it already or it is given "
+                    f"twice (the benchmark's splits: {', '.join(self.splits)})"
+                )
+        return replace(self, check_splits=self.check_splits + tuple(extra))
+
     def deviations(
-        self, *, episodes: int, seeds: int, seed: int, decoding: str, prompt_episodes: int
+        self,
+        *,
+        episodes: int,
+        seeds: int,
+        seed: int,
+        decoding: str,
+        prompt_episodes: int,
+        check_splits: Sequence[str] = (),
     ) -> list[str]:
         """The settings of a run that differ from this protocol, each as ``--option value
         (the benchmark's value)``; empty for a standard run, the only kind that is ranked."""
         found = []
+        if check_splits:
+            found.append(f"--check-splits {','.join(check_splits)} (reported, not scored)")
         for option, value, standard in (
             ("--episodes", episodes, self.episodes),
             ("--seeds", seeds, self.seeds),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,11 +185,14 @@ def evaluate(
     seed: int = 0,
     greedy: bool = False,
     prompt: Prompt | None = None,
+    check_splits: Sequence[str] = (),
     on_start: Callable[[int], None] | None = None,
     on_episode: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Score ``model`` (loaded, implementing the policy protocol) or the reference policy
-    ``model_id`` in ``REFERENCE_POLICIES`` on ``benchmark``; returns the results record."""
+    ``model_id`` in ``REFERENCE_POLICIES`` on ``benchmark``; returns the results record.
+    ``check_splits``: more of the family's splits to play and report, not scored (a
+    non-standard run; see :meth:`Benchmark.with_check_splits`)."""
     # The code that runs is the code at the start: a commit made while a long evaluation
     # runs must not be recorded as the one that scored it.
     prov = provenance()
@@ -206,9 +209,12 @@ def evaluate(
         seed=seed,
         decoding=decoding,
         prompt_episodes=prompt.episodes if prompt else 0,
+        check_splits=check_splits,
     )
     if prompt is not None:
         deviations.append(f"--prompt-epsilon {prompt.epsilon}")
+    if check_splits:
+        benchmark = benchmark.with_check_splits(check_splits)
     runs = benchmark_runs(benchmark, seeds, seed)
 
     policy: Policy | None

@@ -5,7 +5,7 @@ results, and submit them, with every check made before any work. ``adbench evalu
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +85,7 @@ def score_and_save(
     allow_dirty: bool = False,
     on_start: Callable[[int], None] | None = None,
     on_episode: Callable[[int], None] | None = None,
+    check_splits: Sequence[str] = (),
 ) -> ScoredRun:
     """Score ``model`` (a hub id or directory, or a reference policy) on a benchmark, write
     the results (summary, curves, plot) and, with ``submit``, add them to the board and
@@ -125,7 +126,9 @@ def score_and_save(
             seed=seed,
             decoding="greedy" if greedy else "sample",
             prompt_episodes=prompt_episodes,
+            check_splits=check_splits,
         )
+        bench.with_check_splits(check_splits)  # an unknown split fails before any work
         if not submit:
             return
         if deviations:
@@ -175,6 +178,7 @@ def score_and_save(
         seed=seed,
         greedy=greedy,
         prompt=prompt,
+        check_splits=check_splits,
         on_start=on_start,
         on_episode=on_episode,
     )
