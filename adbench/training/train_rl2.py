@@ -205,7 +205,7 @@ NON_ARCHITECTURE_FIELDS = frozenset(
 )
 
 
-def load_initial_weights(model: RL2Model, args: RL2Args) -> dict[str, str | None]:
+def load_initial_weights(model: RL2Model, args: RL2Args) -> dict[str, str]:
     """Load ``args.init_from``'s weights into ``model`` (whose config the arguments made)
     and return what identifies them: the id, its content revision and the weights'
     sha256. Raises AdbenchError if its architecture differs from the model's."""
