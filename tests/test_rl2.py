@@ -494,3 +494,24 @@ def test_init_from_starts_a_run_from_a_published_models_weights(tmp_path: Path) 
         train_rl2(wider, tmp_path / "wider")
     with pytest.raises(AdbenchError, match="does not exist"):
         train_rl2(RL2Args(**{**vars(second_args), "init_from": "./nowhere"}), tmp_path / "x")
+
+
+def test_cli_init_from_a_model_that_is_nowhere_fails_before_any_work(
+    tmp_path: Path, cli_here, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # no remote hub either
+    result = cli_here(
+        "train",
+        "rl2",
+        "--recipe",
+        "rl2-darkroom",
+        "--set",
+        "init_from=me/missing",
+        "--hub",
+        str(tmp_path / "hub"),
+        "--output",
+        str(tmp_path / "out"),
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "me/missing" in result.stderr and "not found" in result.stderr
+    assert not (tmp_path / "out").exists()

@@ -132,6 +132,10 @@ def train_rl2_command(
     args = build_args(RL2Args, argument_layers("rl2", recipe, set_, options))
     family = get_family(args.env)  # an unknown env or split fails before any work
     family.split(args.split or family.train_split)
+    if args.init_from:
+        from adbench.models.loading import model_dir
+
+        model_dir(args.init_from, hub=args.hub)  # a model that is nowhere fails here too
     check_writable_dir(output, "--output")
     with progress_bar("[cyan]{task.fields[status]}") as progress:
         bar = progress.add_task("training RL^2", total=args.total_updates, status="")
