@@ -219,6 +219,16 @@ TEXT_CASES: dict[tuple[tuple[str, ...], str], list[tuple[str, str]]] = {
     (("evaluate",), "benchmark"): [
         ("evaluate --model random --benchmark x", "x"),
     ],
+    (("evaluate",), "check_splits"): [
+        (
+            "evaluate --model random --benchmark bandit --output {out} --check-splits nope",
+            "no such split",
+        ),
+        (
+            "evaluate --model random --benchmark bandit --output {out} --check-splits test-even",
+            "plays it already",
+        ),
+    ],
     (("evaluate",), "output"): [
         ("evaluate --model random --benchmark bandit --output {file}", "file"),
         ("evaluate --model random --benchmark bandit --output {dir_json}", "is a directory"),
