@@ -39,6 +39,8 @@ class ADConfig(PretrainedConfig):
         dropout: dropout on embeddings, attention outputs and feed-forward outputs.
         attention_dropout: dropout on attention probabilities.
         image_channels: channels of the image encoder's conv blocks (the paper: 128 each).
+        image_pool: average-pool frames by this factor before the conv blocks (1, the
+            paper's: none).
         layer_norm_eps: epsilon of the layer norms.
         initializer_range: standard deviation of the initial weights.
         label_smoothing: label smoothing of the action loss (the paper: 0.2 on Dark Room Hard).
@@ -65,6 +67,7 @@ class ADConfig(PretrainedConfig):
         dropout: float = 0.1,
         attention_dropout: float = 0.1,
         image_channels: Sequence[int] = (32, 64, 64),
+        image_pool: int = 1,
         layer_norm_eps: float = 1e-5,
         initializer_range: float = 0.02,
         label_smoothing: float = 0.0,
@@ -92,6 +95,8 @@ class ADConfig(PretrainedConfig):
             )
         if attention_window < 1 or max_train_steps < 1 or num_actions < 1:
             raise ValueError("attention_window, max_train_steps and num_actions must be >= 1")
+        if image_pool < 1:
+            raise ValueError(f"image_pool must be >= 1, got {image_pool}")
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         self.observation_type = observation_type
@@ -107,6 +112,7 @@ class ADConfig(PretrainedConfig):
         self.dropout = dropout
         self.attention_dropout = attention_dropout
         self.image_channels = list(image_channels)
+        self.image_pool = image_pool
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         self.label_smoothing = label_smoothing

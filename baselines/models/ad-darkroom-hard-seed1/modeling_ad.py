@@ -263,6 +263,7 @@ class ADModel(ADPreTrainedModel):
             config.num_actions,
             config.image_channels,
             config.dropout,
+            config.image_pool,
         )
         self.blocks = nn.ModuleList(ADBlock(config, i) for i in range(config.num_hidden_layers))
         self.ln_final = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
@@ -291,7 +292,7 @@ class ADModel(ADPreTrainedModel):
 
         first = mask()
         if first is not None:
-            x = x * first
+            x = x * first  # not in place: see _residual
         for block in self.blocks:
             x = _residual(x, attend_layer(block.attention, block.ln_attention(x)), mask())
             x = _residual(x, block.mlp(block.ln_mlp(x)), mask())
@@ -425,7 +426,10 @@ class ADModel(ADPreTrainedModel):
 def _residual(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """``x + dropout(y)`` given the dropout's multipliers (or none). A multiply and an add:
     their backward is one multiply (``addcmul``'s is two; a custom autograd function's
-    Python backward cost more than it saved)."""
+    Python backward cost more than it saved). Not in place: ``y`` is a linear layer's
+    output, a view of its matrix product, and an in-place op on a view makes autograd
+    clone and copy the gradient in the backward (fwd+bwd of a recipe-sized branch 8.2 ms
+    in place against 4.6 ms, measured)."""
     return x + y if mask is None else x + y * mask
 
 
