@@ -641,16 +641,13 @@ def test_yaml_numbers_in_recipes_and_overrides_are_numbers(ws: dict[str, Path]) 
 
 def test_every_shipped_recipe_makes_its_methods_arguments() -> None:
     # A recipe with a misspelt or out-of-range knob fails here, not at a user's first run.
-    from adbench.resources import recipe_files
+    from adbench.resources import recipe_files, recipe_names
     from adbench.training.common import argument_layers
     from adbench.training.train_rl2 import RL2Args
     from adbench.validation import build_args, read_mapping_file
 
-    recipes = recipe_files()
-    assert {"ad-darkroom", "ed-darkroom", "rl2-darkroom"} <= {
-        p.name.removesuffix(".yaml") for p in recipes
-    }
-    for path in recipes:
+    assert {"ad-darkroom", "ed-darkroom", "rl2-darkroom"} <= set(recipe_names())
+    for path in recipe_files():
         method = read_mapping_file(path, "recipe")["method"]
         args = build_args(
             RL2Args if method == "rl2" else ADTrainArgs, argument_layers(method, str(path), [], {})
