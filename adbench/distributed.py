@@ -8,6 +8,7 @@ on a machine without CUDA, Accelerate picks its gloo CPU backend only when told
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,3 +58,19 @@ class Processes:
     def total(self, value: int) -> int:
         """The sum of ``value`` over the processes (a collective)."""
         return sum(self.gather(value))
+
+
+def end_processes() -> None:
+    """Tear the process group down, if a launch set one up, before the interpreter exits.
+
+    Left to interpreter finalization, gloo's worker threads can still hold work when they
+    are destroyed and the process aborts ("terminate called without an active exception",
+    SIGABRT) after the job has succeeded; PyTorch asks every program to call
+    ``destroy_process_group`` itself. Only on success: a failed rank must not wait here
+    for peers that are still inside a collective."""
+    if "torch.distributed" not in sys.modules:
+        return  # one process: torch.distributed was never imported, nothing to end
+    import torch.distributed
+
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -25,6 +25,7 @@ from adbench.cli.leaderboard import leaderboard_app
 from adbench.cli.models import models_app, push
 from adbench.cli.quickstart import quickstart
 from adbench.cli.train import train_app
+from adbench.distributed import end_processes
 from adbench.errors import AdbenchError
 
 err_console = make_console(stderr=True)
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         # Not standalone: the parser's usage errors come back here, to be printed on one
         # line like every other error (Typer's own display is a multi-line panel).
         code = app(args=argv, standalone_mode=False)
+        end_processes()
     except usage_errors as exc:
         message = exc.format_message()  # type: ignore[attr-defined]
         if not message.strip():  # a bare group: the parser has printed its help already
