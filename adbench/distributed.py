@@ -69,7 +69,7 @@ def end_processes() -> None:
     ``destroy_process_group`` itself. Only on success: a failed rank must not wait here
     for peers that are still inside a collective."""
     if "torch.distributed" not in sys.modules:
-        return  # one process: torch.distributed was never imported, nothing to end
+        return  # torch was never imported, so no launch set a process group up
     import torch.distributed
 
     if torch.distributed.is_available() and torch.distributed.is_initialized():

@@ -427,3 +427,19 @@ def test_the_watermaze_is_refused_by_the_minari_export_in_one_line(tmp_path: Pat
     with pytest.raises(AdbenchError, match="watermaze cannot be exported") as caught:
         final_observations(get_family("watermaze"), np.zeros((1, 2)), np.zeros(1, np.int64))
     assert "\n" not in str(caught.value)
+
+
+def test_the_process_group_is_torn_down_before_exit(tmp_path: Path) -> None:
+    # Left to interpreter finalization, gloo's threads can abort a launched command after
+    # it succeeded (SIGABRT, "terminate called without an active exception").
+    import torch.distributed as dist
+
+    from adbench.distributed import end_processes
+
+    end_processes()  # nothing set up: a no-op
+    dist.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1
+    )
+    assert dist.is_initialized()
+    end_processes()
+    assert not dist.is_initialized()
