@@ -19,7 +19,7 @@ from adbench.envs import get_family
 from adbench.errors import AdbenchError
 from adbench.models.configuration_rl2 import RL2Config
 from adbench.models.modeling_rl2 import RL2Model
-from adbench.training.train_rl2 import RL2Args, rl2_config, train_rl2
+from adbench.training.train_rl2 import RL2Args, VisitBonus, rl2_config, train_rl2
 from adbench.validation import build_args
 
 
@@ -366,9 +366,10 @@ def test_training_is_deterministic(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("episodes_per_trial", "segment_episodes", "stop", "anneal_lr"),
-    # whole trials; segments, stopped inside a trial, with the step size decaying
-    [(2, None, 2, False), (4, 2, 3, True)],
+    ("episodes_per_trial", "segment_episodes", "stop", "anneal_lr", "visit_bonus"),
+    # whole trials; segments, stopped inside a trial, with the step size decaying and the
+    # trial's visited cells to carry over
+    [(2, None, 2, False, 0.0), (4, 2, 3, True, 0.1)],
 )
 def test_a_stopped_run_resumes_exactly(
     tmp_path: Path,
@@ -376,6 +377,7 @@ def test_a_stopped_run_resumes_exactly(
     segment_episodes: int | None,
     stop: int,
     anneal_lr: bool,
+    visit_bonus: float,
 ) -> None:
     # Key-to-door: its envs draw random start cells, so the envs' stream is part of the state.
     args = RL2Args(
@@ -392,6 +394,7 @@ def test_a_stopped_run_resumes_exactly(
         seed=2,
         learning_rate=1e-3,
         anneal_lr=anneal_lr,
+        visit_bonus=visit_bonus,
     )
     timing = ("steps_per_second", "elapsed_seconds")
 
@@ -515,3 +518,58 @@ def test_cli_init_from_a_model_that_is_nowhere_fails_before_any_work(
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "me/missing" in result.stderr and "not found" in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_visit_bonus_pays_each_cell_once_per_trial() -> None:
+    bonus = VisitBonus(0.5, [9, 9], torch.device("cpu"))
+    start = torch.tensor([[4, 4], [0, 8]])
+    visited = bonus.start(start)
+    assert visited.sum(1).tolist() == [1, 1]
+    assert visited[0, 4 * 9 + 4] and visited[1, 0 * 9 + 8]
+    # env 0 moves to a new cell, env 1 stays where it started (not paid: already seen)
+    visited, paid = bonus.pay(visited, torch.tensor([[5, 4], [0, 8]]))
+    assert paid.tolist() == [0.5, 0.0]
+    visited, paid = bonus.pay(visited, torch.tensor([[4, 4], [1, 8]]))
+    assert paid.tolist() == [0.0, 0.5]  # env 0 back at its start: seen
+    assert visited.sum(1).tolist() == [2, 2]
+
+
+def test_the_visit_bonus_shapes_the_returns_only_and_resets_with_the_trial(
+    tmp_path: Path,
+) -> None:
+    base = dict(
+        env="darkroom",
+        num_envs=8,
+        num_minibatches=2,
+        ppo_epochs=1,
+        episodes_per_trial=4,
+        segment_episodes=2,
+        total_updates=4,
+        hidden_size=16,
+        seed=5,
+    )
+    logs: dict[float, list[dict[str, Any]]] = {}
+    for value in (0.0, 0.1):
+        logs[value] = []
+        train_rl2(
+            RL2Args(**base, visit_bonus=value), tmp_path / str(value), on_update=logs[value].append
+        )
+    plain, shaped = logs[0.0], logs[0.1]
+    # The first rollout is the same (nothing learned yet) and logged with the env's rewards.
+    assert plain[0]["mean_return_per_episode"] == shaped[0]["mean_return_per_episode"]
+    assert "mean_segment_bonus" not in plain[0]
+    # A uniform policy in a 9x9 room reaches a handful of new cells an episode: paid 0.1
+    # each, fewer in a trial's second segment (its first already saw the cells near the
+    # start), and as many again once a new trial starts (update 3).
+    first, second, new_trial = (r["mean_segment_bonus"] for r in shaped[:3])
+    assert 0.3 < first < 2.0, first
+    assert second < first
+    assert new_trial > second
+    # The bonus enters the returns: the value loss of the first update differs.
+    assert plain[0]["value_loss"] != shaped[0]["value_loss"]
+
+
+def test_the_visit_bonus_needs_a_grids_observations(tmp_path: Path) -> None:
+    args = RL2Args(env="bandit", num_envs=4, num_minibatches=2, total_updates=1, visit_bonus=0.1)
+    with pytest.raises(AdbenchError, match="visit_bonus needs discrete observations"):
+        train_rl2(args, tmp_path / "bandit")

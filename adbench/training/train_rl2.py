@@ -147,6 +147,13 @@ class RL2Args:
     reward_init_std: PositiveFloat | None = None
     """Initial scale of the reward's projection (see :class:`RL2Config`); ``None``: the
     orthogonal initialisation of earlier adbench models."""
+    visit_bonus: NonNegativeFloat = 0.0
+    """Training-time shaping for discrete observations (a grid's cells): this much is added
+    to the reward of every step that ends on an observation its trial has not seen before,
+    in the returns and advantages only (the policy's reward input and the logged returns
+    stay the env's). A policy trained on a few goals learns where *they* are; paying for
+    new cells makes covering the room, held-out goals' cells included, worth it. 0: off
+    (the rewards of earlier adbench runs, bit for bit)."""
     init_from: str | None = None
     """Start from the weights of this RL^2 model (hub id, local hub first, or directory;
     safetensors only) instead of a fresh initialisation: a second training stage with
@@ -250,6 +257,7 @@ class Rollout:
     log_probs: torch.Tensor  # of the actions taken, under the acting policy
     values: torch.Tensor
     rewards: torch.Tensor
+    bonuses: torch.Tensor  # the visit bonus of each step (zeros without one)
 
 
 @dataclass
@@ -264,6 +272,40 @@ class TrialProgress:
     prev_reward: torch.Tensor | None = None
     next_obs: torch.Tensor | None = None  # the first observation of the next episode
     task_indices: NDArray[np.int64] | None = None
+    visited: torch.Tensor | None = None  # [N, cells] bool: the trial's observations so far
+
+
+class VisitBonus:
+    """Pays ``bonus`` for every step that ends on an observation its trial has not seen
+    (see ``RL2Args.visit_bonus``): observations are cells of a ``MultiDiscrete`` grid,
+    numbered row-major."""
+
+    def __init__(self, bonus: float, observation_high: list[int], device: torch.device) -> None:
+        self.bonus = bonus
+        strides = np.cumprod([1, *observation_high[:0:-1]])[::-1].copy()
+        self.strides = torch.as_tensor(strides, dtype=torch.long, device=device)
+        self.num_cells = int(np.prod(observation_high))
+
+    def cells(self, observations: torch.Tensor) -> torch.Tensor:
+        return (observations.long() * self.strides).sum(-1)
+
+    def start(self, observations: torch.Tensor) -> torch.Tensor:
+        """The visited cells of new trials that start at ``observations`` (unpaid)."""
+        visited = torch.zeros(
+            len(observations), self.num_cells, dtype=torch.bool, device=observations.device
+        )
+        return self.pay(visited, observations)[0]
+
+    def pay(
+        self, visited: torch.Tensor, observations: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cells visited once ``observations`` are reached, and what reaching them pays."""
+        rows = torch.arange(len(observations), device=observations.device)
+        cells = self.cells(observations)
+        new = ~visited[rows, cells]
+        visited = visited.clone()
+        visited[rows, cells] = True
+        return visited, new.float() * self.bonus
 
 
 def play_trial(
@@ -287,10 +329,12 @@ def play_segment(
     device: torch.device,
     start: TrialProgress,
     continues: bool,
+    visit_bonus: VisitBonus | None = None,
 ) -> tuple[Rollout, TrialProgress]:
     """Play the next ``episodes`` episodes of every env's trial from ``start`` (a new
     trial when it holds no state); with ``continues``, the trial goes on after them, and
-    the first observation of its next episode is taken for the next segment."""
+    the first observation of its next episode is taken for the next segment. With
+    ``visit_bonus``, the steps that reach a cell new to the trial are paid its bonus."""
     n, length = env.num_envs, env.episode_length
     state = start.state if start.state is not None else model.new_context(n)
     if start.prev_action is None:
@@ -300,11 +344,17 @@ def play_segment(
         prev_action, prev_reward = start.prev_action, start.prev_reward
     columns: dict[str, list[torch.Tensor]] = {name: [] for name in Rollout.__dataclass_fields__}
     first_obs = start.next_obs
+    visited = start.visited
+    no_bonus = torch.zeros(n, device=device)
     for episode in range(episodes):
         if episode == 0 and first_obs is not None:
             obs = first_obs
         else:
             obs = torch.as_tensor(env.reset(), device=device)
+        if visit_bonus is not None:  # where an episode starts is visited, and not paid
+            visited = (
+                visit_bonus.start(obs) if visited is None else visit_bonus.pay(visited, obs)[0]
+            )
         for t in range(length):
             new_episode = torch.full((n,), t == 0, dtype=torch.bool, device=device)
             logits, value, state = model.act_logits_and_values(
@@ -314,6 +364,9 @@ def play_segment(
             action = torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)
             next_obs, reward, _, _ = env.step(action.cpu().numpy())
             reward_t = torch.as_tensor(reward, device=device)
+            bonus = no_bonus
+            if visit_bonus is not None:
+                visited, bonus = visit_bonus.pay(visited, torch.as_tensor(next_obs, device=device))
             for key, value_t in (
                 ("observations", obs),
                 ("prev_actions", prev_action),
@@ -323,6 +376,7 @@ def play_segment(
                 ("log_probs", log_probs.gather(1, action[:, None]).squeeze(1)),
                 ("values", value.float()),
                 ("rewards", reward_t),
+                ("bonuses", bonus),
             ):
                 columns[key].append(value_t)
             # The next episode starts from a fresh observation, but its first step still
@@ -331,7 +385,13 @@ def play_segment(
             prev_action, prev_reward = action, reward_t
     rollout = Rollout(**{name: torch.stack(column, dim=1) for name, column in columns.items()})
     end = TrialProgress(
-        start.episodes_done + episodes, state, prev_action, prev_reward, None, start.task_indices
+        start.episodes_done + episodes,
+        state,
+        prev_action,
+        prev_reward,
+        None,
+        start.task_indices,
+        visited,
     )
     if continues:
         end.next_obs = torch.as_tensor(env.reset(), device=device)
@@ -461,6 +521,14 @@ def train_rl2(
 
     # --- model and optimiser: the same initial weights on every process ------------------
     config = rl2_config(family, args)
+    visit_bonus = None
+    if args.visit_bonus > 0:
+        if config.observation_type != "discrete":
+            raise AdbenchError(
+                f"visit_bonus needs discrete observations (a grid's cells); {family.name}'s "
+                f"are {config.observation_type!r}: set visit_bonus=0"
+            )
+        visit_bonus = VisitBonus(args.visit_bonus, list(config.observation_high), device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         model = RL2Model(config)
@@ -511,11 +579,11 @@ def train_rl2(
         begin = replace(progress)  # a copy: progress moves on below
         continues = begin.episodes_done + segment < args.episodes_per_trial
         rollout, end = play_segment(
-            unwrapped, env, segment, action_generator, device, begin, continues
+            unwrapped, env, segment, action_generator, device, begin, continues, visit_bonus
         )
         last_value = segment_bootstrap(unwrapped, end, device) if continues else None
         advantages, returns = gae(
-            rollout.rewards * args.reward_scale,
+            (rollout.rewards + rollout.bonuses) * args.reward_scale,
             rollout.values,
             args.gamma,
             args.gae_lambda,
@@ -552,6 +620,7 @@ def train_rl2(
             [
                 *episode_returns.sum(-1).mean(0).tolist(),
                 *(stats_sum[k] / num_minibatch_steps for k in sorted(stats_sum)),
+                float(rollout.bonuses.sum(1).mean()),
                 float(optimal_returns[trial_indices].mean()),
                 float(random_returns[trial_indices].mean()),
             ],
@@ -559,13 +628,14 @@ def train_rl2(
         )
         reduced = accelerator.reduce(local, reduction="mean").tolist()
         per_episode = reduced[:segment]
-        loss_terms = dict(zip(sorted(stats_sum), reduced[segment:-2], strict=True))
+        loss_terms = dict(zip(sorted(stats_sum), reduced[segment:-3], strict=True))
         record = {
             "update": update,
             "trial_episodes": [begin.episodes_done + 1, end.episodes_done],
             "env_steps": update * steps_per_update,
             "mean_return_per_episode": [round(r, 4) for r in per_episode],
             "mean_trial_return": round(sum(per_episode), 4),
+            **({"mean_segment_bonus": round(reduced[-3], 4)} if visit_bonus else {}),
             "mean_optimal_return": round(reduced[-2], 4),
             "mean_random_return": round(reduced[-1], 4),
             "learning_rate": learning_rate,
@@ -642,6 +712,7 @@ class StreamsState:
             "task_indices": None
             if progress.task_indices is None
             else torch.from_numpy(progress.task_indices),
+            "visited": progress.visited,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -663,3 +734,4 @@ class StreamsState:
         self.progress.next_obs = None
         indices = state["task_indices"]
         self.progress.task_indices = None if indices is None else indices.numpy()
+        self.progress.visited = state.get("visited")  # absent from runs without the bonus
