@@ -152,8 +152,9 @@ class RL2Args:
     to the reward of every step that ends on an observation its trial has not seen before,
     in the returns and advantages only (the policy's reward input and the logged returns
     stay the env's). A policy trained on a few goals learns where *they* are; paying for
-    new cells makes covering the room, held-out goals' cells included, worth it. 0: off
-    (the rewards of earlier adbench runs, bit for bit)."""
+    new cells makes covering the room, held-out goals' cells included, worth it (measured
+    in docs/results.md: the search improves, no recipe adopts it yet). 0: off (the rewards
+    of earlier adbench runs, bit for bit)."""
     init_from: str | None = None
     """Start from the weights of this RL^2 model (hub id, local hub first, or directory;
     safetensors only) instead of a fresh initialisation: a second training stage with
