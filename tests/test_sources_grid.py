@@ -204,42 +204,106 @@ def test_the_histories_of_a_seed_are_pinned(case: tuple, digest: str) -> None:
     assert h.hexdigest()[:16] == digest
 
 
-@pytest.mark.parametrize("family_name", FAMILIES)
-def test_a2c_acting_logits_equal_the_update_forward(family_name: str) -> None:
-    """A2C acts with weighted weight-row sums (step_logits) and updates with batched
-    matmuls over the episode's features: the two give the same policy."""
-    from adbench.sources.a2c import (
-        MEMORY_CAP,
-        A2CConfig,
-        BatchedActorCritic,
-        episode_features,
-        reward_memory,
-        step_units,
-    )
+def a2c_episode(family_name: str, num_learners: int = 7, hidden_layers: int = 2) -> tuple:
+    """A small A2C network (real logits: its policy head scaled up from the near-zero
+    init) and a random episode of ``family_name``: observations, rewards, actions."""
+    from adbench.sources.a2c import MEMORY_CAP, A2CConfig, BatchedActorCritic
 
     family = get_family(family_name)
-    size, cap, horizon = int(family.observation_space.nvec[0]), MEMORY_CAP[family_name], 20
-    rng = np.random.default_rng(0)
-    observations = rng.integers(0, size, (7, horizon, 2))
-    rewards = (rng.random((7, horizon)) < 0.2).astype(np.float32)
+    size, cap = int(family.observation_space.nvec[0]), MEMORY_CAP[family_name]
+    config = A2CConfig(hidden_size=16, num_hidden_layers=hidden_layers)
     network = BatchedActorCritic(
-        7, 2 * size + cap + 2, family.num_actions, A2CConfig(), torch.Generator().manual_seed(1)
+        num_learners,
+        2 * size + cap + 2,
+        family.num_actions,
+        config,
+        torch.Generator().manual_seed(1),
     )
-    with torch.no_grad():
-        # The heads start near zero (gain 0.01): scale them up so the test sees real logits.
-        network.weights[-2].mul_(100.0)
-        logits, _ = network(episode_features(observations, rewards, size, cap))
-        memory = reward_memory(rewards, cap)
-        for t in range(horizon):
-            units = np.concatenate(
-                [
-                    step_units(observations[:, t], memory[:, t], size),
-                    np.full((7, 1), 2 * size + cap + 1),
-                ],
-                axis=1,
-            )
-            values = torch.ones(7, 4)
-            values[:, 3] = t / horizon
-            step = network.step_logits(torch.from_numpy(units), values)
-            torch.testing.assert_close(step, logits[:, t], rtol=1e-5, atol=1e-5)
+    network.weights[-1][..., :-1] *= 100.0
+    rng = np.random.default_rng(0)
+    observations = rng.integers(0, size, (num_learners, family.episode_length, 2))
+    rewards = (rng.random((num_learners, family.episode_length)) < 0.2).astype(np.float32)
+    actions = rng.integers(0, family.num_actions, (num_learners, family.episode_length))
+    return network, config, size, cap, observations, rewards, actions
+
+
+@pytest.mark.parametrize("family_name", FAMILIES)
+def test_a2c_acting_steps_equal_the_batched_forward(family_name: str) -> None:
+    """A2C acts with weighted weight-row sums (step) and keeps what each step computed for
+    the update: the heads and every torso activation equal those of batched matmuls over
+    the episode's features."""
+    from adbench.sources.a2c import episode_features, reward_memory, step_units
+
+    network, _, size, cap, observations, rewards, _ = a2c_episode(family_name)
+    features = episode_features(observations, rewards, size, cap)
+    hidden, torso = features, []
+    for weight, bias in zip(network.weights[:-1], network.biases[:-1], strict=True):
+        hidden = torch.tanh(torch.baddbmm(bias, hidden, weight))
+        torso.append(hidden)
+    logits, values = network(features)
+    memory = reward_memory(rewards, cap)
+    horizon = rewards.shape[1]
+    for t in range(horizon):
+        units = np.concatenate(
+            [
+                step_units(observations[:, t], memory[:, t], size),
+                np.full((7, 1), 2 * size + cap + 1),
+            ],
+            axis=1,
+        )
+        values_t = torch.ones(7, 4)
+        values_t[:, 3] = t / horizon
+        heads, activations = network.step(
+            torch.from_numpy(network.first_layer_rows(units)), values_t
+        )
+        torch.testing.assert_close(heads[:, :-1], logits[:, t], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(heads[:, -1], values[:, t], rtol=1e-5, atol=1e-5)
+        for activation, expected in zip(activations, torso, strict=True):
+            torch.testing.assert_close(activation, expected[:, t], rtol=1e-5, atol=1e-6)
     assert memory.max() <= cap and (cap == 0 or memory.max() == cap)
+
+
+@pytest.mark.parametrize("hidden_layers", [1, 2, 3])
+@pytest.mark.parametrize("family_name", ["darkroom", "key-to-door"])
+def test_a2c_hand_written_gradients_equal_autograd(family_name: str, hidden_layers: int) -> None:
+    """The update's backward pass (head_gradients, then BatchedActorCritic.gradients) is
+    the gradient of the A2C loss that autograd computes: policy gradient with GAE
+    advantages, value loss and entropy bonus, each a mean over the episode's steps,
+    summed over learners."""
+    from adbench.sources.a2c import episode_features, gae_advantages, head_gradients
+
+    network, config, size, cap, observations, rewards, actions = a2c_episode(
+        family_name, hidden_layers=hidden_layers
+    )
+    config = type(config)(**{**config.to_dict(), "entropy_coef": 0.3, "value_coef": 0.7})
+    features = episode_features(observations, rewards, size, cap)
+    action_t, reward_t = torch.from_numpy(actions), torch.from_numpy(rewards)
+
+    # Autograd on copies of the parameters.
+    parameters = [p.clone().requires_grad_() for p in network.parameters()]
+    weights, biases = parameters[: len(network.weights)], parameters[len(network.weights) :]
+    hidden, torso = features, []
+    for weight, bias in zip(weights[:-1], biases[:-1], strict=True):
+        hidden = torch.tanh(torch.baddbmm(bias, hidden, weight))
+        torso.append(hidden.detach())
+    heads = torch.baddbmm(biases[-1], hidden, weights[-1])
+    logits, values = heads[..., :-1], heads[..., -1]
+    advantages = gae_advantages(reward_t, values.detach(), config.gamma, config.gae_lambda)
+    targets = advantages + values.detach()
+    log_probs = torch.log_softmax(logits, dim=-1)
+    entropy = -(log_probs.exp() * log_probs).sum(-1)
+    loss = (
+        -(log_probs.gather(-1, action_t.unsqueeze(-1)).squeeze(-1) * advantages).mean(1)
+        + config.value_coef * 0.5 * (values - targets).pow(2).mean(1)
+        - config.entropy_coef * entropy.mean(1)
+    ).sum()
+    loss.backward()
+
+    head_grads = head_gradients(
+        logits.detach().permute(2, 0, 1), values.detach(), action_t, advantages, targets, config
+    )
+    grads = network.gradients(features, torso, head_grads.permute(1, 2, 0).contiguous())
+    assert len(grads) == len(parameters)
+    for grad, parameter in zip(grads, parameters, strict=True):
+        assert parameter.grad is not None and parameter.grad.abs().max() > 0
+        torch.testing.assert_close(grad, parameter.grad, rtol=1e-4, atol=1e-6)

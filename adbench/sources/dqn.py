@@ -71,6 +71,7 @@ from adbench.sources.base import (
     EpisodeLearner,
     SourceAlgorithm,
     SourceConfig,
+    clip_grad_norm_per_learner,
     linear_epsilon,
     play_episodes,
 )
@@ -281,16 +282,6 @@ class BatchedQNetwork:
         return self._layer(3, hidden, relu=False)
 
 
-def clip_grad_norm_per_learner(parameters: list[torch.Tensor], max_norm: float) -> None:
-    """Scale each learner's gradient (its slice of every parameter) to norm <= max_norm."""
-    squared = sum(p.grad.pow(2).flatten(1).sum(1) for p in parameters if p.grad is not None)
-    assert isinstance(squared, torch.Tensor)
-    scale = (max_norm / (squared.sqrt() + 1e-6)).clamp(max=1.0)
-    for p in parameters:
-        if p.grad is not None:
-            p.grad.mul_(scale.view(-1, *([1] * (p.grad.dim() - 1))))
-
-
 class ReplayBuffers:
     """One ring buffer of transitions per learner, all preallocated as ``[L, capacity, ...]``.
 
@@ -370,7 +361,9 @@ def double_dqn_update(
     loss = F.smooth_l1_loss(q_values, targets, reduction="none").mean(1).sum()
     optimizer.zero_grad(set_to_none=False)
     loss.backward()
-    clip_grad_norm_per_learner(q_network.parameters(), config.max_grad_norm)
+    clip_grad_norm_per_learner(
+        [p.grad for p in q_network.parameters() if p.grad is not None], config.max_grad_norm
+    )
     optimizer.step()
 
 
