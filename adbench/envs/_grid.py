@@ -26,8 +26,16 @@ def observation_space(size: int) -> gym.spaces.MultiDiscrete:
 def move(pos: NDArray[np.int64], actions: NDArray[np.int64], size: int) -> NDArray[np.int64]:
     """New positions ``[N, 2]`` after one move each, clipped to the grid."""
     # One gather from a table of every (x, y, action)'s destination: the batched envs step
-    # thousands of agents at once, where each numpy call's overhead is what costs.
-    return _move_table(size)[pos[:, 0], pos[:, 1], actions]
+    # thousands of agents at once, where each numpy call's overhead is what costs; a flat
+    # index and np.take cost a third of three-array fancy indexing.
+    flat = (pos[:, 0] * size + pos[:, 1]) * NUM_ACTIONS + actions
+    return np.take(_move_table(size).reshape(-1, 2), flat, axis=0)
+
+
+def same_cell(a: NDArray[np.int64], b: NDArray[np.int64]) -> NDArray[np.bool_]:
+    """``[N]``: whether ``a[i]`` and ``b[i]`` (``[N, 2]`` cells) are the same cell; two column
+    comparisons, ~6x faster than ``(a == b).all(axis=1)``'s reduction over a short axis."""
+    return (a[:, 0] == b[:, 0]) & (a[:, 1] == b[:, 1])
 
 
 _MOVE_TABLES: dict[int, NDArray[np.int64]] = {}

@@ -98,8 +98,8 @@ class DarkKeyToDoorBatched(BatchedEnv):
 
     def _step(self, actions: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         self.pos = _grid.move(self.pos, actions, SIZE)
-        on_key = (self.pos == self.tasks[:, :2]).all(axis=1)
-        on_door = (self.pos == self.tasks[:, 2:]).all(axis=1)
+        on_key = _grid.same_cell(self.pos, self.tasks[:, :2])
+        on_door = _grid.same_cell(self.pos, self.tasks[:, 2:])
         pick = on_key & ~self.has_key
         open_ = on_door & self.has_key & ~self.opened
         self.has_key |= pick

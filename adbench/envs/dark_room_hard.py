@@ -62,7 +62,7 @@ class DarkRoomHardBatched(BatchedEnv):
 
     def _step(self, actions: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
         self.pos = _grid.move(self.pos, actions, SIZE)
-        first = (self.pos == self.tasks).all(axis=1) & ~self.found
+        first = _grid.same_cell(self.pos, self.tasks) & ~self.found
         self.found |= first
         return self.pos.copy(), first.astype(np.float32)
 

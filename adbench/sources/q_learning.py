@@ -39,6 +39,7 @@ ties still broken at random), with learning frozen.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -122,12 +123,17 @@ def epsilon_greedy(
     explore = rng.random(num_learners) < epsilon
     random_actions = rng.integers(0, num_actions, size=num_learners)
     if row_max is None:
-        row_max = q_values.max(axis=1)
+        row_max = row_maxima(q_values)
     ties = q_values == row_max[:, None]
-    tie_noise[~ties] = -1.0
-    greedy = np.argmax(tie_noise, axis=1)
-    greedy[explore] = random_actions[explore]
-    return greedy
+    greedy = np.argmax(np.where(ties, tie_noise, -1.0), axis=1)
+    return np.where(explore, random_actions, greedy)
+
+
+def row_maxima(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``values.max(axis=1)`` for a few columns, as the elementwise maxima of the columns:
+    numpy's reduction over a short last axis costs ~9x as much (the same values: max is
+    exact)."""
+    return functools.reduce(np.maximum, values.T)
 
 
 class QLearning(SourceAlgorithm):
@@ -209,8 +215,8 @@ class _QLearner(EpisodeLearner):
         )
         self.memory = np.zeros(len(self.row_base), dtype=np.int64)
         self.row = self._rows(observations)
-        self.q_row = self.q[self.row]
-        self.q_max = self.q_row.max(axis=1)
+        self.q_row = np.take(self.q, self.row, axis=0)
+        self.q_max = row_maxima(self.q_row)
 
     def act(self, t: int, observations: NDArray[Any]) -> NDArray[np.int64]:
         return epsilon_greedy(self.q_row, self.epsilon, self.rng, self.q_max)
@@ -226,18 +232,22 @@ class _QLearner(EpisodeLearner):
         if self.memory_cap:  # Dark Room's learner has no memory: its state is the cell
             self.memory = np.minimum(self.memory + (rewards > 0), self.memory_cap)
         next_row = self._rows(next_observations)
-        next_q_row = self.q[next_row]
-        next_max = next_q_row.max(axis=1)
+        # np.take: a third of the time of fancy indexing for a gather of whole rows.
+        next_q_row = np.take(self.q, next_row, axis=0)
+        next_max = row_maxima(next_q_row)
         if not self.expert:
             # Bootstrap on every step, the last included: the episode ends on a time
             # limit, and time is not part of the state.
             target = rewards + config.gamma * next_max
             entry = self.row * self.num_actions + actions
-            q_entries[entry] += config.learning_rate * (target - q_entries[entry])
+            taken = np.take(q_entries, entry)
+            # Every learner's entry is its own (no repeats), so a put is the += it stands for.
+            updated = taken + config.learning_rate * (target - taken)
+            np.put(q_entries, entry, updated)
             # The next step acts on the updated table: a learner that stayed in its state
             # (a wall, the goal) sees its own update.
             stayed = np.flatnonzero(next_row == self.row)
             if stayed.size:
-                next_q_row[stayed, actions[stayed]] = q_entries[entry[stayed]]
-                next_max[stayed] = next_q_row[stayed].max(axis=1)
+                next_q_row[stayed, actions[stayed]] = updated[stayed]
+                next_max[stayed] = row_maxima(next_q_row[stayed])
         self.row, self.q_row, self.q_max = next_row, next_q_row, next_max
