@@ -129,8 +129,7 @@ class BatchedActorCritic:
         value = orthogonal((num_learners, sizes[-1], 1), 1.0, generator)
         self.weights.append(torch.cat([policy, value], dim=-1))
         self.biases = [torch.zeros(num_learners, 1, w.shape[-1]) for w in self.weights]
-        self.num_learners, self.num_inputs, self.num_actions = num_learners, num_inputs, num_actions
-        self.hidden_size = config.hidden_size
+        self.num_learners, self.num_inputs = num_learners, num_inputs
 
         # Acting reads each learner's weights as rows: layer k's [L, in, out] weight is a
         # table of L * in rows, and a learner's product is the sum of its `in` rows weighted
