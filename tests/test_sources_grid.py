@@ -307,3 +307,20 @@ def test_a2c_hand_written_gradients_equal_autograd(family_name: str, hidden_laye
     for grad, parameter in zip(grads, parameters, strict=True):
         assert parameter.grad is not None and parameter.grad.abs().max() > 0
         torch.testing.assert_close(grad, parameter.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_a2c_greedy_expert_episodes_take_the_most_likely_action() -> None:
+    """``expert_greedy`` plays the frozen policy's most likely action: on Dark Room (no
+    randomness in the env) two expert episodes are then the same, while sampled ones from
+    a policy still near uniform after 30 episodes are not."""
+    family = get_family("darkroom")
+    tasks = family.split("train")[:4]
+
+    def expert_actions(**hyperparameters: bool) -> list[NDArray[np.int64]]:
+        batches = A2C(**hyperparameters).learn(family, tasks, 30, seed=0, expert_episodes=2)
+        return [batch.actions for batch in batches if batch.expert]
+
+    first, second = expert_actions(expert_greedy=True)
+    assert np.array_equal(first, second)
+    first, second = expert_actions()
+    assert not np.array_equal(first, second)
