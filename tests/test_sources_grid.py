@@ -235,23 +235,19 @@ def test_a2c_acting_steps_equal_the_batched_forward(family_name: str) -> None:
     from adbench.sources.a2c import episode_features, reward_memory, step_units
 
     network, _, size, cap, observations, rewards, _ = a2c_episode(family_name)
-    features = episode_features(observations, rewards, size, cap)
-    hidden, torso = features, []
-    for weight, bias in zip(network.weights[:-1], network.biases[:-1], strict=True):
-        hidden = torch.tanh(torch.baddbmm(bias, hidden, weight))
-        torso.append(hidden)
-    logits, values = network(features)
+    heads, torso = network.forward(episode_features(observations, rewards, size, cap))
+    logits, values = heads[..., :-1], heads[..., -1]
     memory = reward_memory(rewards, cap)
     horizon = rewards.shape[1]
     for t in range(horizon):
         units = np.concatenate(
             [
                 step_units(observations[:, t], memory[:, t], size),
-                np.full((7, 1), 2 * size + cap + 1),
+                np.full((len(observations), 1), 2 * size + cap + 1),
             ],
             axis=1,
         )
-        values_t = torch.ones(7, 4)
+        values_t = torch.ones(len(observations), 4)
         values_t[:, 3] = t / horizon
         heads, activations = network.step(
             torch.from_numpy(network.first_layer_rows(units)), values_t
@@ -302,7 +298,7 @@ def test_a2c_hand_written_gradients_equal_autograd(family_name: str, hidden_laye
     head_grads = head_gradients(
         logits.detach().permute(2, 0, 1), values.detach(), action_t, advantages, targets, config
     )
-    grads = network.gradients(features, torso, head_grads.permute(1, 2, 0).contiguous())
+    grads = network.gradients(features, torso, head_grads)
     assert len(grads) == len(parameters)
     for grad, parameter in zip(grads, parameters, strict=True):
         assert parameter.grad is not None and parameter.grad.abs().max() > 0

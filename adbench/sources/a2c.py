@@ -147,12 +147,12 @@ class BatchedActorCritic:
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """One step of every learner whose input features are 0 except at ``K`` units,
         where they are ``values [L, K]``: the heads ``[L, A + 1]`` (logits, value) and the
-        torso's activations ``[L, hidden]`` per layer, as :meth:`__call__` gives them for
+        torso's activations ``[L, hidden]`` per layer, as :meth:`forward` gives them for
         those features (up to float rounding). ``rows [L, K]`` (int32) are the units' rows
         in the first layer's ``[L * D, hidden]`` table: ``learner * D + unit``
         (:meth:`first_layer_rows`).
 
-        Why not ``__call__``: a step is one input per learner, so each layer is ``L``
+        Why not :meth:`forward`: a step is one input per learner, so each layer is ``L``
         matrix-vector products, and ``baddbmm`` runs them as ``L`` tiny GEMMs (~1 ms for
         1,300 learners' 64 x 64 layer, ~4x the time to stream its 21 MB of weights). An
         ``embedding_bag`` sums weighted weight rows in one streaming pass: the first layer
@@ -186,26 +186,29 @@ class BatchedActorCritic:
             per_sample_weights=inputs.reshape(-1),
         )
 
-    def __call__(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``features [L, N, D]`` -> ``(logits [L, N, A], values [L, N])``, as batched
-        matrix products: the reference forward pass that :meth:`step` must match."""
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """``features [L, N, D]`` -> the heads ``[L, N, A + 1]`` and the torso's activations
+        ``[L, N, hidden]`` per layer, as batched matrix products: the reference forward pass
+        that :meth:`step` must match."""
+        activations: list[torch.Tensor] = []
         hidden = features
         for weight, bias in zip(self.weights[:-1], self.biases[:-1], strict=True):
             hidden = torch.tanh(torch.baddbmm(bias, hidden, weight))
-        heads = torch.baddbmm(self.biases[-1], hidden, self.weights[-1])
-        return heads[..., :-1], heads[..., -1]
+            activations.append(hidden)
+        return torch.baddbmm(self.biases[-1], hidden, self.weights[-1]), activations
 
     def gradients(
         self, features: torch.Tensor, activations: list[torch.Tensor], head_grads: torch.Tensor
     ) -> list[torch.Tensor]:
         """Backpropagation through the network: the gradients of every weight, then every
         bias (the order of :meth:`parameters`), of a loss whose gradient with respect to the
-        heads is ``head_grads [L, N, A + 1]``, given the forward pass's ``features
-        [L, N, D]`` and torso activations ``[L, N, hidden]`` per layer."""
+        heads is ``head_grads [A + 1, L, N]`` (head-major, as :func:`head_gradients` gives
+        it), given the forward pass's ``features [L, N, D]`` and torso activations
+        ``[L, N, hidden]`` per layer."""
         inputs = [features, *activations]
         weight_grads: list[torch.Tensor] = []
         bias_grads: list[torch.Tensor] = []
-        grad = head_grads
+        grad = head_grads.permute(1, 2, 0).contiguous()
         for layer in reversed(range(len(self.weights))):
             weight_grads.append(torch.bmm(inputs[layer].transpose(1, 2), grad))
             bias_grads.append(grad.sum(1, keepdim=True))
@@ -423,9 +426,7 @@ class _A2CLearner(EpisodeLearner):
             logits, values, torch.from_numpy(batch.actions), advantages, advantages + values, config
         )
         features = episode_features(batch.observations, batch.rewards, self.size, self.memory_cap)
-        grads = network.gradients(
-            features, self.activations, head_grads.permute(1, 2, 0).contiguous()
-        )
+        grads = network.gradients(features, self.activations, head_grads)
         clip_grad_norm_per_learner(grads, config.max_grad_norm, fused_norm=True)
         for parameter, grad in zip(network.parameters(), grads, strict=True):
             parameter.grad = grad
