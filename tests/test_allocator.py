@@ -64,12 +64,13 @@ def faults_per_step(mode: str) -> tuple[str, float]:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
 def test_a_training_step_stops_faulting_its_memory_in() -> None:
     applied, default = faults_per_step("default")
-    # glibc's defaults: the step's activations are mmapped afresh and fault in every step
-    # (1,400-2,800 pages measured here).
-    assert applied == "False" and default > 300
+    # glibc's defaults: the step's activations are mmapped afresh and fault in every step.
+    # How many pages varies with glibc's dynamic mmap threshold (128 to 5,090 measured on
+    # the same machine), so the claim is on the tuned step, not on a count for the default.
+    assert applied == "False"
     applied, tuned = faults_per_step("tuned")
-    # Kept memory is reused: a typical step faults in (almost) nothing.
-    assert applied == "True" and tuned < default / 5
+    # Kept memory is reused: a typical step faults in (almost) nothing (0 or 1 page here).
+    assert applied == "True" and tuned <= 16 and tuned < default / 5
 
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt only")
