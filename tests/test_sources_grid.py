@@ -8,6 +8,7 @@ and yield well-formed episodes whose transitions are the env's.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from functools import cache
 
@@ -275,14 +276,13 @@ def test_a2c_hand_written_gradients_equal_autograd(family_name: str, hidden_laye
     features = episode_features(observations, rewards, size, cap)
     action_t, reward_t = torch.from_numpy(actions), torch.from_numpy(rewards)
 
-    # Autograd on copies of the parameters.
+    # Autograd through the reference forward pass, on a copy with copied parameters.
     parameters = [p.clone().requires_grad_() for p in network.parameters()]
-    weights, biases = parameters[: len(network.weights)], parameters[len(network.weights) :]
-    hidden, torso = features, []
-    for weight, bias in zip(weights[:-1], biases[:-1], strict=True):
-        hidden = torch.tanh(torch.baddbmm(bias, hidden, weight))
-        torso.append(hidden.detach())
-    heads = torch.baddbmm(biases[-1], hidden, weights[-1])
+    reference = copy.copy(network)
+    layers = len(network.weights)
+    reference.weights, reference.biases = parameters[:layers], parameters[layers:]
+    heads, torso = reference.forward(features)
+    torso = [activation.detach() for activation in torso]
     logits, values = heads[..., :-1], heads[..., -1]
     advantages = gae_advantages(reward_t, values.detach(), config.gamma, config.gae_lambda)
     targets = advantages + values.detach()

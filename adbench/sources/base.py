@@ -90,8 +90,8 @@ def clip_grad_norm_per_learner(
     import torch
 
     if fused_norm:
-        squared = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
-        norm = torch.linalg.vector_norm(squared, dim=0)
+        norms = torch.stack([torch.linalg.vector_norm(g.flatten(1), dim=1) for g in grads])
+        norm = torch.linalg.vector_norm(norms, dim=0)
     else:
         first, *rest = grads
         total = first.pow(2).flatten(1).sum(1)
